@@ -1,0 +1,52 @@
+# Fieldbook: `make run` serves on http://127.0.0.1:8000, `make test` checks everything.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+export FIELDBOOK_DATA_DIR ?= $(CURDIR)/data
+
+.PHONY: install run migrate test lint typecheck test-sqlite test-pg bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+run: install
+	$(BIN)/fieldbook serve --host 127.0.0.1 --port 8000
+
+migrate: install
+	$(BIN)/fieldbook migrate
+
+test: install lint typecheck test-sqlite test-pg
+
+lint: install
+	$(BIN)/ruff check api storage tests bench alembic
+	$(BIN)/ruff format --check api storage tests bench alembic
+
+typecheck: install
+	$(BIN)/mypy api storage
+
+test-sqlite: install
+	@echo "== tests on SQLite =="
+	$(BIN)/pytest -q
+
+# Runs when PostgreSQL answers at PG_TEST_URL; FIELDBOOK_REQUIRE_PG=1 (CI) makes its absence an error.
+test-pg: install
+	@if $(BIN)/python -c "import sqlalchemy as sa; sa.create_engine('$(PG_TEST_URL)').connect().close()" 2>/dev/null; then \
+		echo "== tests on PostgreSQL ($(PG_TEST_URL)) =="; \
+		FIELDBOOK_TEST_DATABASE_URL='$(PG_TEST_URL)' $(BIN)/pytest -q; \
+	elif [ "$$FIELDBOOK_REQUIRE_PG" = "1" ]; then \
+		echo "PostgreSQL is required but does not answer at $(PG_TEST_URL)"; exit 1; \
+	else \
+		echo "== PostgreSQL leg SKIPPED: nothing answers at $(PG_TEST_URL) (set PG_TEST_URL to run it) =="; \
+	fi
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

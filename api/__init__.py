@@ -1,0 +1,1 @@
+"""Fieldbook: the field journal for immersive customer research."""

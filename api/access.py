@@ -1,0 +1,60 @@
+"""Who may see and do what inside a stint: loads-or-404 with the caller's role."""
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends
+from sqlmodel import Session, select
+
+from api.auth import CurrentUser
+from api.db import SessionDep
+from api.errors import Forbidden, NotFound
+from api.models import Membership, Role, Stint, User
+
+_ROLE_NAMES = {Role.viewer: "a viewer", Role.researcher: "a researcher", Role.manager: "a manager"}
+
+
+@dataclass(frozen=True)
+class StintAccess:
+    stint: Stint
+    role: Role
+    user: User
+
+    def require(self, role: Role) -> None:
+        if self.role.rank < role.rank:
+            raise Forbidden(
+                f"This needs {_ROLE_NAMES[role]} of this stint; you are {_ROLE_NAMES[self.role]}."
+            )
+
+    @property
+    def is_manager(self) -> bool:
+        return self.role is Role.manager
+
+
+def stint_access(session: Session, stint_id: uuid.UUID, user: User) -> StintAccess:
+    """The caller's access to a stint; 404 for non-members so a stint's existence never leaks."""
+    found = session.exec(
+        select(Stint, Membership.role)
+        .join(Membership, Membership.stint_id == Stint.id)  # type: ignore[arg-type]
+        .where(Stint.id == stint_id, Membership.user_id == user.id, Stint.deleted_at.is_(None))  # type: ignore[union-attr]
+    ).first()
+    if found is None:
+        raise NotFound("No such stint.", code="stint_not_found")
+    stint, role = found
+    return StintAccess(stint=stint, role=Role(role), user=user)
+
+
+def _needs(role: Role) -> Callable[[uuid.UUID, Session, User], StintAccess]:
+    def dependency(stint_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> StintAccess:
+        access = stint_access(session, stint_id, user)
+        access.require(role)
+        return access
+
+    return dependency
+
+
+StintDep = Annotated[StintAccess, Depends(_needs(Role.viewer))]
+StintWriter = Annotated[StintAccess, Depends(_needs(Role.researcher))]
+StintManager = Annotated[StintAccess, Depends(_needs(Role.manager))]

@@ -1,0 +1,235 @@
+"""Signing in, sessions (one per device), the current user."""
+
+import hashlib
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
+from pydantic import BaseModel, Field
+from sqlmodel import Session, select
+
+from api import security
+from api.config import Settings
+from api.db import SessionDep, utcnow
+from api.errors import Invalid, NotAuthenticated, NotFound, TooManyRequests, responses
+from api.models import AuthSession, LoginThrottle, User
+
+router = APIRouter(prefix="/api", tags=["auth"])
+_bearer = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
+# Writing last_used_at on every request would turn every read into a write.
+_TOUCH_EVERY = timedelta(minutes=5)
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_at: datetime
+    session_id: uuid.UUID
+
+
+class SessionOut(BaseModel):
+    id: uuid.UUID
+    user_agent: str
+    created_at: datetime
+    last_used_at: datetime
+    expires_at: datetime
+    current: bool
+
+
+class UserOut(BaseModel):
+    id: uuid.UUID
+    email: str
+    name: str
+    is_admin: bool
+    is_active: bool
+    created_at: datetime
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(max_length=security.MAX_PASSWORD_LENGTH)
+    new_password: str = Field(
+        min_length=security.MIN_PASSWORD_LENGTH, max_length=security.MAX_PASSWORD_LENGTH
+    )
+
+
+class SignedIn(BaseModel):
+    user: User
+    session: AuthSession
+
+    model_config = {"arbitrary_types_allowed": True}
+
+
+def settings_of(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def end_sessions(session: Session, user_id: uuid.UUID, *, keep: uuid.UUID | None = None) -> None:
+    """Revoke every live session of a user (disabled account, new password), except ``keep``."""
+    stmt = (
+        sa.update(AuthSession)
+        .where(sa.and_(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)))  # type: ignore[union-attr]
+        .values(revoked_at=utcnow())
+    )
+    if keep is not None:
+        stmt = stmt.where(AuthSession.id != keep)
+    session.execute(stmt)
+
+
+def signed_in(
+    request: Request, session: SessionDep, token: Annotated[str | None, Depends(_bearer)]
+) -> SignedIn:
+    if not token:
+        raise NotAuthenticated()
+    found = session.exec(
+        select(AuthSession, User)
+        .join(User, User.id == AuthSession.user_id)  # type: ignore[arg-type]
+        .where(AuthSession.token_hash == security.token_digest(token))
+    ).first()
+    now = utcnow()
+    if found is None:
+        raise NotAuthenticated("Your session is not valid; sign in again.", code="invalid_token")
+    auth, user = found
+    if auth.revoked_at is not None or auth.expires_at <= now or not user.is_active:
+        raise NotAuthenticated("Your session has ended; sign in again.", code="session_ended")
+    if now - auth.last_used_at > _TOUCH_EVERY:
+        auth.last_used_at = now
+        session.add(auth)
+        session.commit()
+    return SignedIn(user=user, session=auth)
+
+
+SignedInDep = Annotated[SignedIn, Depends(signed_in)]
+
+
+def current_user(signed: SignedInDep) -> User:
+    return signed.user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def _throttle_key(email: str) -> str:
+    return hashlib.sha256(normalise_email(email).encode()).hexdigest()
+
+
+def _check_throttle(session: Session, key: str, now: datetime) -> None:
+    row = session.get(LoginThrottle, key)
+    if row is not None and row.locked_until is not None and row.locked_until > now:
+        retry = max(1, int((row.locked_until - now).total_seconds()) + 1)
+        raise TooManyRequests("Too many failed sign-ins; wait and try again.", retry_after=retry)
+
+
+def _record_failure(session: Session, settings: Settings, key: str, now: datetime) -> None:
+    window = timedelta(seconds=settings.login_window_seconds)
+    row = session.get(LoginThrottle, key)
+    if row is None or now - row.window_started_at > window:
+        row = row or LoginThrottle(key=key, window_started_at=now)
+        row.failures, row.window_started_at, row.locked_until = 0, now, None
+    row.failures += 1
+    if row.failures >= settings.login_max_failures:
+        row.locked_until = now + window
+    session.add(row)
+    session.commit()
+
+
+@router.post("/auth/token", response_model=TokenOut, responses=responses(401, 422, 429))
+def sign_in(
+    request: Request,
+    session: SessionDep,
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+) -> TokenOut:
+    """Sign in with e-mail (as `username`) and password; returns an opaque bearer token."""
+    settings = settings_of(request)
+    now = utcnow()
+    key = _throttle_key(form.username)
+    _check_throttle(session, key, now)
+    user = session.exec(select(User).where(User.email == normalise_email(form.username))).first()
+    # The hash is checked even for an unknown e-mail, so timing does not tell which failed.
+    ok = security.verify_password(user.password_hash if user else None, form.password)
+    if not ok or user is None or not user.is_active:
+        _record_failure(session, settings, key, now)
+        raise NotAuthenticated("E-mail or password is incorrect.", code="invalid_credentials")
+    throttle = session.get(LoginThrottle, key)
+    if throttle is not None:
+        session.delete(throttle)
+    if security.needs_rehash(user.password_hash):
+        user.password_hash = security.hash_password(form.password)
+        session.add(user)
+    token = security.new_token()
+    auth = AuthSession(
+        user_id=user.id,
+        token_hash=security.token_digest(token),
+        user_agent=request.headers.get("user-agent", "")[:300],
+        expires_at=now + timedelta(hours=settings.session_ttl_hours),
+    )
+    session.add(auth)
+    session.commit()
+    return TokenOut(access_token=token, expires_at=auth.expires_at, session_id=auth.id)
+
+
+@router.post("/auth/logout", status_code=204, responses=responses(401))
+def sign_out(session: SessionDep, signed: SignedInDep) -> Response:
+    """End this device's session."""
+    signed.session.revoked_at = utcnow()
+    session.add(signed.session)
+    session.commit()
+    return Response(status_code=204)
+
+
+@router.get("/auth/sessions", response_model=list[SessionOut], responses=responses(401))
+def list_sessions(session: SessionDep, signed: SignedInDep) -> list[SessionOut]:
+    """Devices where you are signed in."""
+    rows = session.exec(
+        select(AuthSession)
+        .where(
+            AuthSession.user_id == signed.user.id,
+            AuthSession.revoked_at.is_(None),  # type: ignore[union-attr]
+            AuthSession.expires_at > utcnow(),
+        )
+        .order_by(AuthSession.last_used_at.desc())  # type: ignore[attr-defined]
+    ).all()
+    return [
+        SessionOut(
+            **row.model_dump(exclude={"user_id", "token_hash", "revoked_at"}),
+            current=row.id == signed.session.id,
+        )
+        for row in rows
+    ]
+
+
+@router.delete("/auth/sessions/{session_id}", status_code=204, responses=responses(401, 404, 422))
+def revoke_session(session_id: uuid.UUID, session: SessionDep, signed: SignedInDep) -> Response:
+    """Sign a device out (a lost phone). Takes effect on its next request."""
+    auth = session.get(AuthSession, session_id)
+    if auth is None or auth.user_id != signed.user.id or auth.revoked_at is not None:
+        raise NotFound("No such session.")
+    auth.revoked_at = utcnow()
+    session.add(auth)
+    session.commit()
+    return Response(status_code=204)
+
+
+@router.get("/me", response_model=UserOut, responses=responses(401))
+def me(user: CurrentUser) -> User:
+    """The signed-in user."""
+    return user
+
+
+@router.post("/me/password", status_code=204, responses=responses(401, 422))
+def change_password(body: PasswordChange, session: SessionDep, signed: SignedInDep) -> Response:
+    """Change your password; every other device is signed out."""
+    if not security.verify_password(signed.user.password_hash, body.current_password):
+        raise Invalid("The current password is incorrect.", code="wrong_password")
+    signed.user.password_hash = security.hash_password(body.new_password)
+    session.add(signed.user)
+    end_sessions(session, signed.user.id, keep=signed.session.id)
+    session.commit()
+    return Response(status_code=204)

@@ -1,0 +1,155 @@
+"""The daily log (观察日志): one page per day of a stint, with each researcher's own summary."""
+
+import uuid
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+from fastapi import APIRouter
+from pydantic import BaseModel
+from sqlmodel import select
+
+from api.access import StintDep, StintWriter
+from api.db import SessionDep, utcnow
+from api.fields import Text
+from api.models import DailySummary, Observation, User
+from api.observations import ObservationOut, observations_out
+from api.errors import responses
+
+router = APIRouter(prefix="/api/stints/{stint_id}/days", tags=["daily log"])
+
+
+class AuthorCount(BaseModel):
+    author_id: uuid.UUID
+    author_name: str
+    observations: int
+
+
+class DayOverview(BaseModel):
+    date: date
+    in_stint: bool
+    observations: int
+    authors: list[AuthorCount]
+    summaries: int
+
+
+class SummaryIn(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    summary: Text(10_000)  # type: ignore[valid-type]
+
+
+class SummaryOut(BaseModel):
+    author_id: uuid.UUID
+    author_name: str
+    summary: str
+    version: int
+    updated_at: datetime
+
+
+class DayLog(BaseModel):
+    date: date
+    in_stint: bool
+    summaries: list[SummaryOut]
+    observations: list[ObservationOut]
+
+
+def _names(session: SessionDep, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    if not ids:
+        return {}
+    return dict(session.execute(sa.select(User.id, User.name).where(User.id.in_(ids))).tuples().all())  # type: ignore[attr-defined]
+
+
+@router.get("", response_model=list[DayOverview], responses=responses(401, 404, 422))
+def list_days(session: SessionDep, access: StintDep) -> list[DayOverview]:
+    """Every day of the stint, empty ones included so gaps show, with counts per researcher.
+    Days outside the planned dates appear too when something was logged on them."""
+    stint = access.stint
+    counts = (
+        session.execute(
+            sa.select(Observation.day, Observation.author_id, sa.func.count())
+            .where(sa.and_(Observation.stint_id == stint.id, Observation.deleted_at.is_(None)))  # type: ignore[union-attr]
+            .group_by(Observation.day, Observation.author_id)
+        )
+        .tuples()
+        .all()
+    )
+    summaries = (
+        session.execute(
+            sa.select(DailySummary.day, sa.func.count())
+            .where(DailySummary.stint_id == stint.id)  # type: ignore[arg-type]
+            .group_by(DailySummary.day)
+        )
+        .tuples()
+        .all()
+    )
+    per_day: dict[date, dict[uuid.UUID, int]] = defaultdict(dict)
+    for day, author, count in counts:
+        per_day[day][author] = count
+    summary_days = dict(summaries)
+    names = _names(session, {author for _, author, _ in counts})
+    planned = {
+        stint.start_date + timedelta(days=i) for i in range((stint.end_date - stint.start_date).days + 1)
+    }
+    return [
+        DayOverview(
+            date=day,
+            in_stint=day in planned,
+            observations=sum(per_day[day].values()),
+            authors=[
+                AuthorCount(author_id=a, author_name=names.get(a, ""), observations=n)
+                for a, n in sorted(per_day[day].items(), key=lambda item: names.get(item[0], ""))
+            ],
+            summaries=summary_days.get(day, 0),
+        )
+        for day in sorted(planned | set(per_day) | set(summary_days))
+    ]
+
+
+def _day_log(session: SessionDep, access: StintDep, day: date) -> DayLog:
+    stint = access.stint
+    rows = session.exec(
+        select(Observation)
+        .where(Observation.stint_id == stint.id, Observation.day == day, Observation.deleted_at.is_(None))  # type: ignore[union-attr]
+        .order_by(Observation.observed_at, Observation.id)  # type: ignore[arg-type]
+    ).all()
+    summaries = session.exec(
+        select(DailySummary).where(DailySummary.stint_id == stint.id, DailySummary.day == day)
+    ).all()
+    names = _names(session, {s.author_id for s in summaries})
+    return DayLog(
+        date=day,
+        in_stint=stint.start_date <= day <= stint.end_date,
+        summaries=[
+            SummaryOut(
+                author_id=s.author_id,
+                author_name=names.get(s.author_id, ""),
+                summary=s.summary,
+                version=s.version,
+                updated_at=s.updated_at,
+            )
+            for s in summaries
+        ],
+        observations=observations_out(session, rows),
+    )
+
+
+@router.get("/{day}", response_model=DayLog, responses=responses(401, 404, 422))
+def get_day(day: date, session: SessionDep, access: StintDep) -> DayLog:
+    """One day's page: every researcher's summary and the observations, in the order observed."""
+    return _day_log(session, access, day)
+
+
+@router.put("/{day}", response_model=DayLog, responses=responses(401, 403, 404, 422))
+def put_day_summary(day: date, body: SummaryIn, session: SessionDep, access: StintWriter) -> DayLog:
+    """Write your own summary of the day (researchers and managers). Repeating it changes nothing more."""
+    summary = session.get(DailySummary, (access.stint.id, access.user.id, day))
+    if summary is None:
+        summary = DailySummary(
+            stint_id=access.stint.id, author_id=access.user.id, day=day, summary=body.summary
+        )
+    elif summary.summary != body.summary:
+        summary.summary, summary.version, summary.updated_at = body.summary, summary.version + 1, utcnow()
+    session.add(summary)
+    session.commit()
+    return _day_log(session, access, day)

@@ -1,0 +1,48 @@
+"""Text field types for request bodies and queries: length limits and no NUL characters
+(PostgreSQL cannot store them, and no keyboard types them)."""
+
+import unicodedata
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, StringConstraints
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("text contains a NUL character")
+    return value
+
+
+def Text(max_length: int, *, min_length: int = 0) -> type[str]:  # noqa: N802 - reads like a type
+    """A stripped string of bounded length without NUL characters."""
+    return Annotated[  # type: ignore[return-value]
+        str,
+        StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length),
+        AfterValidator(_no_nul),
+    ]
+
+
+MAX_TAG_LENGTH = 40
+MAX_TAGS = 20
+
+
+def normalise_tag(raw: str) -> str:
+    """``#Pain Point`` and ``ｐａｉｎ　point`` are the same tag: NFKC, case-folded, spaces folded."""
+    tag = " ".join(unicodedata.normalize("NFKC", _no_nul(raw)).split()).lstrip("#").strip().casefold()
+    if not tag:
+        raise ValueError("a tag cannot be empty")
+    if len(tag) > MAX_TAG_LENGTH:
+        raise ValueError(f"a tag has at most {MAX_TAG_LENGTH} characters")
+    return tag
+
+
+def _tags(values: list[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for value in values:
+        seen.setdefault(normalise_tag(value), None)
+    if len(seen) > MAX_TAGS:
+        raise ValueError(f"at most {MAX_TAGS} tags")
+    return list(seen)
+
+
+Tags = Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=100), AfterValidator(_tags)]

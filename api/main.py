@@ -1,0 +1,52 @@
+"""The FastAPI application: routers, error handlers, middleware, the PWA."""
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from api import auth, days, hypotheses, members, observations, stints, users
+from api.config import Settings
+from api.db import make_engine
+from api.errors import ErrorResponse, error_body, install_error_handlers
+from api.middleware import BodyLimit, SecurityHeaders
+
+FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = FastAPI(
+        title="Fieldbook",
+        version="0.1.0",
+        description="The field journal for immersive customer research (沉浸式调研).",
+        # Every route can answer with our error shape on invalid input (replaces FastAPI's default 422).
+        responses={422: {"model": ErrorResponse, "description": "Invalid input"}},
+    )
+    app.state.settings = settings
+    app.state.engine = make_engine(settings.sqlalchemy_url)
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, exempt=("/api/uploads",))
+    app.add_middleware(SecurityHeaders)
+
+    for module in (auth, users, stints, members, hypotheses, observations, days):
+        app.include_router(module.router)
+
+    @app.get(
+        "/healthz", tags=["ops"], responses={503: {"model": ErrorResponse, "description": "Database down"}}
+    )
+    def healthz(request: Request) -> JSONResponse:
+        """200 when the database answers."""
+        try:
+            with request.app.state.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except sa.exc.SQLAlchemyError:
+            return JSONResponse(error_body("database_unavailable", "The database does not answer."), 503)
+        return JSONResponse({"status": "ok"})
+
+    if FRONTEND_DIR.is_dir():
+        app.mount("/", StaticFiles(directory=FRONTEND_DIR, html=True), name="frontend")
+    return app

@@ -1,0 +1,34 @@
+"""Running Alembic from Fieldbook itself (``fieldbook migrate``, ``serve``, tests)."""
+
+import os
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic.config import Config
+
+from alembic import command
+
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+def alembic_config(connection: sa.Connection | None = None) -> Config:
+    """The migrations directory is ``alembic/`` beside the package (source tree or /app in Docker),
+    or FIELDBOOK_MIGRATIONS_DIR."""
+    location = Path(os.environ.get("FIELDBOOK_MIGRATIONS_DIR", _ROOT / "alembic"))
+    if not (location / "env.py").is_file():
+        raise RuntimeError(f"no Alembic migrations at {location}; set FIELDBOOK_MIGRATIONS_DIR")
+    config = Config()
+    config.set_main_option("script_location", str(location))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(engine: sa.Engine, revision: str = "head") -> None:
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(connection), revision)
+
+
+def downgrade(engine: sa.Engine, revision: str = "base") -> None:
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection), revision)

@@ -1,0 +1,434 @@
+"""Observations (观察记录): the entries of a stint's daily log, created offline with the phone's own id."""
+
+import base64
+import binascii
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import date, datetime
+from enum import Enum
+from typing import Annotated, Any, Self
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Header, Query, Response
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from sqlmodel import Session, select
+
+from api.access import StintAccess, StintDep, StintWriter, stint_access
+from api.auth import CurrentUser
+from api.db import SessionDep, utcnow
+from api.errors import BadRequest, Conflict, Forbidden, Gone, Invalid, NotFound, responses
+from api.etags import check_if_match, etag
+from api.fields import Tags, Text, normalise_tag
+from api.logday import log_day
+from api.models import (
+    Hypothesis,
+    Observation,
+    ObservationDimension,
+    ObservationHypothesis,
+    ObservationKind,
+    ObservationTag,
+    Role,
+    Stance,
+    User,
+)
+
+router = APIRouter(prefix="/api", tags=["observations"])
+
+MAX_TEXT = 10_000
+MAX_QUOTE = 2_000
+
+
+class HypothesisLink(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    hypothesis_id: uuid.UUID
+    stance: Stance = Stance.supports
+
+
+class _ObservationFields(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    kind: ObservationKind | None = None
+    observed_at: AwareDatetime | None = Field(
+        default=None, description="When the phone recorded it, with its UTC offset; kept as recorded"
+    )
+    quote: Text(MAX_QUOTE) | None = None  # type: ignore[valid-type]
+    speaker_role: Text(100) | None = Field(default=None, description="e.g. 调度员, finance, boss")  # type: ignore[valid-type]
+    speaker_name: Text(100) | None = Field(default=None, description="Never shown through share links")  # type: ignore[valid-type]
+    dimension: ObservationDimension | None = None
+    tags: Tags | None = None
+    hypothesis_ids: list[uuid.UUID] | None = Field(
+        default=None, max_length=50, description="Shorthand: supports"
+    )
+    hypothesis_links: list[HypothesisLink] | None = Field(default=None, max_length=50)
+
+    def links(self) -> list[HypothesisLink] | None:
+        if self.hypothesis_ids is None and self.hypothesis_links is None:
+            return None
+        merged = {link.hypothesis_id: link for link in self.hypothesis_links or []}
+        for hid in self.hypothesis_ids or []:
+            merged.setdefault(hid, HypothesisLink(hypothesis_id=hid))
+        return sorted(merged.values(), key=lambda link: str(link.hypothesis_id))
+
+
+class ObservationCreate(_ObservationFields):
+    id: uuid.UUID | None = Field(default=None, description="Chosen by the client; a retry with it is safe")
+    text: Text(MAX_TEXT, min_length=1)  # type: ignore[valid-type]
+
+    def fingerprint(self) -> str:
+        body = self.model_dump(mode="json", exclude={"id", "hypothesis_ids", "hypothesis_links"})
+        body["links"] = [link.model_dump(mode="json") for link in self.links() or []]
+        return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+class ObservationUpdate(_ObservationFields):
+    text: Text(MAX_TEXT, min_length=1) | None = None  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _required_stay_set(self) -> Self:
+        for name in ("text", "kind", "observed_at"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+
+class ObservationOut(BaseModel):
+    id: uuid.UUID
+    stint_id: uuid.UUID
+    author_id: uuid.UUID
+    author_name: str
+    text: str
+    kind: ObservationKind
+    quote: str | None
+    speaker_role: str | None
+    speaker_name: str | None
+    dimension: ObservationDimension | None
+    tags: list[str]
+    hypothesis_links: list[HypothesisLink]
+    observed_at: datetime
+    received_at: datetime
+    updated_at: datetime
+    day: date
+    version: int
+    deleted: bool
+
+
+class ObservationPage(BaseModel):
+    items: list[ObservationOut]
+    next_cursor: str | None
+
+
+def observations_out(session: Session, rows: Sequence[Observation]) -> list[ObservationOut]:
+    """Serialise a page of observations with their tags, links and authors in three queries."""
+    ids = [o.id for o in rows]
+    tags: dict[uuid.UUID, list[str]] = {i: [] for i in ids}
+    links: dict[uuid.UUID, list[HypothesisLink]] = {i: [] for i in ids}
+    names: dict[uuid.UUID, str] = {}
+    if ids:
+        for t in session.exec(select(ObservationTag).where(ObservationTag.observation_id.in_(ids))):  # type: ignore[attr-defined]
+            tags[t.observation_id].append(t.tag)
+        for h in session.exec(
+            select(ObservationHypothesis).where(ObservationHypothesis.observation_id.in_(ids))  # type: ignore[attr-defined]
+        ):
+            links[h.observation_id].append(
+                HypothesisLink(hypothesis_id=h.hypothesis_id, stance=Stance(h.stance))
+            )
+        authors = {o.author_id for o in rows}
+        names = dict(
+            session.execute(sa.select(User.id, User.name).where(User.id.in_(authors))).tuples().all()
+        )  # type: ignore[attr-defined]
+    return [
+        ObservationOut(
+            **o.model_dump(exclude={"deleted_at", "create_hash"}),
+            author_name=names.get(o.author_id, ""),
+            tags=sorted(tags[o.id]),
+            hypothesis_links=sorted(links[o.id], key=lambda link: str(link.hypothesis_id)),
+            deleted=o.deleted_at is not None,
+        )
+        for o in rows
+    ]
+
+
+def _set_tags(session: Session, obs: Observation, tags: list[str]) -> None:
+    session.execute(sa.delete(ObservationTag).where(ObservationTag.observation_id == obs.id))  # type: ignore[arg-type]
+    session.add_all(ObservationTag(observation_id=obs.id, tag=tag) for tag in tags)
+
+
+def _set_links(session: Session, obs: Observation, links: list[HypothesisLink]) -> None:
+    wanted = {link.hypothesis_id for link in links}
+    if wanted:
+        found = set(
+            session.exec(
+                select(Hypothesis.id).where(
+                    Hypothesis.id.in_(wanted),  # type: ignore[attr-defined]
+                    Hypothesis.stint_id == obs.stint_id,
+                    Hypothesis.deleted_at.is_(None),  # type: ignore[union-attr]
+                )
+            ).all()
+        )
+        if missing := wanted - found:
+            raise Invalid(
+                "Linked hypotheses must belong to this stint.",
+                code="unknown_hypothesis",
+                details={"hypothesis_ids": sorted(str(m) for m in missing)},
+            )
+    session.execute(sa.delete(ObservationHypothesis).where(ObservationHypothesis.observation_id == obs.id))  # type: ignore[arg-type]
+    session.add_all(
+        ObservationHypothesis(
+            observation_id=obs.id, hypothesis_id=link.hypothesis_id, stance=link.stance.value
+        )
+        for link in links
+    )
+
+
+def _with_etag(response: Response, out: ObservationOut) -> ObservationOut:
+    response.headers["ETag"] = etag(out.version)
+    return out
+
+
+def _load(session: Session, observation_id: uuid.UUID, user: User) -> tuple[Observation, StintAccess]:
+    obs = session.get(Observation, observation_id)
+    if obs is None:
+        raise NotFound("No such observation.")
+    access = stint_access(session, obs.stint_id, user)
+    if obs.deleted_at is not None:
+        raise Gone("This observation was deleted.", code="observation_deleted")
+    return obs, access
+
+
+def _may_edit(access: StintAccess, obs: Observation) -> None:
+    access.require(Role.researcher)
+    if obs.author_id != access.user.id and not access.is_manager:
+        raise Forbidden("Only the author or a manager changes an observation.")
+
+
+@router.post(
+    "/stints/{stint_id}/observations",
+    response_model=ObservationOut,
+    status_code=201,
+    responses={
+        **responses(401, 403, 404, 409, 422),
+        200: {"model": ObservationOut, "description": "Already saved"},
+    },
+)
+def create_observation(
+    body: ObservationCreate, response: Response, session: SessionDep, access: StintWriter
+) -> ObservationOut:
+    """Add an observation to the log. Send your own `id`: the same id and body again answers 200
+    and saves nothing new; the same id with another body is 409."""
+    fingerprint = body.fingerprint()
+    obs_id = body.id or uuid.uuid4()
+    existing = session.get(Observation, obs_id)
+    if existing is None:
+        now = utcnow()
+        observed_at = body.observed_at or now
+        obs = Observation(
+            id=obs_id,
+            stint_id=access.stint.id,
+            author_id=access.user.id,
+            text=body.text,
+            kind=(body.kind or ObservationKind.note).value,
+            quote=body.quote,
+            speaker_role=body.speaker_role,
+            speaker_name=body.speaker_name,
+            dimension=body.dimension.value if body.dimension else None,
+            observed_at=observed_at,
+            received_at=now,
+            updated_at=now,
+            day=log_day(observed_at, access.stint.timezone),
+            create_hash=fingerprint,
+        )
+        session.add(obs)
+        session.flush()
+        _set_tags(session, obs, body.tags or [])
+        _set_links(session, obs, body.links() or [])
+        try:
+            session.commit()
+        except sa.exc.IntegrityError:
+            # A concurrent retry of the same create won the race; answer as for a retry.
+            session.rollback()
+            existing = session.get(Observation, obs_id)
+            if existing is None:
+                raise
+        else:
+            response.headers["Location"] = f"/api/observations/{obs.id}"
+            return _with_etag(response, observations_out(session, [obs])[0])
+    if (
+        existing.stint_id != access.stint.id
+        or existing.author_id != access.user.id
+        or existing.create_hash != fingerprint
+    ):
+        raise Conflict(
+            "An observation with this id already exists with other content.",
+            code="id_conflict",
+            details={"id": str(obs_id)},
+        )
+    response.status_code = 200
+    return _with_etag(response, observations_out(session, [existing])[0])
+
+
+def _cursor(obs: Observation) -> str:
+    raw = json.dumps([obs.observed_at.isoformat(), str(obs.id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _parse_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, obs_id = json.loads(raw)
+        moment = datetime.fromisoformat(at)
+        if moment.tzinfo is None:
+            raise ValueError("naive")
+        return moment, uuid.UUID(obs_id)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise BadRequest("The cursor is not one this server gave out.", code="invalid_cursor") from None
+
+
+@router.get(
+    "/stints/{stint_id}/observations", response_model=ObservationPage, responses=responses(400, 401, 404, 422)
+)
+def list_observations(
+    session: SessionDep,
+    access: StintDep,
+    day: date | None = None,
+    author: Annotated[str | None, Query(max_length=320, description="user id or e-mail")] = None,
+    kind: ObservationKind | None = None,
+    tag: Annotated[str | None, Query(max_length=200)] = None,
+    hypothesis: uuid.UUID | None = None,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> ObservationPage:
+    """The log in the order things were observed, a page at a time; follow `next_cursor`."""
+    stmt = select(Observation).where(
+        Observation.stint_id == access.stint.id,
+        Observation.deleted_at.is_(None),  # type: ignore[union-attr]
+    )
+    if day is not None:
+        stmt = stmt.where(Observation.day == day)
+    if author is not None:
+        stmt = stmt.where(Observation.author_id == _author_id(session, author))
+    if kind is not None:
+        stmt = stmt.where(Observation.kind == kind.value)
+    if tag is not None:
+        try:
+            wanted = normalise_tag(tag)
+        except ValueError as exc:
+            raise Invalid(f"tag: {exc}") from None
+        stmt = stmt.where(
+            sa.exists().where(
+                sa.and_(ObservationTag.observation_id == Observation.id, ObservationTag.tag == wanted)
+            )
+        )
+    if hypothesis is not None:
+        stmt = stmt.where(
+            sa.exists().where(
+                sa.and_(
+                    ObservationHypothesis.observation_id == Observation.id,
+                    ObservationHypothesis.hypothesis_id == hypothesis,
+                )
+            )
+        )
+    if cursor:
+        after_at, after_id = _parse_cursor(cursor)
+        stmt = stmt.where(
+            sa.or_(
+                Observation.observed_at > after_at,  # type: ignore[arg-type]
+                sa.and_(Observation.observed_at == after_at, Observation.id > after_id),  # type: ignore[arg-type]
+            )
+        )
+    rows = session.exec(stmt.order_by(Observation.observed_at, Observation.id).limit(limit + 1)).all()  # type: ignore[arg-type]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return ObservationPage(
+        items=observations_out(session, rows), next_cursor=_cursor(rows[-1]) if more and rows else None
+    )
+
+
+def _author_id(session: Session, author: str) -> uuid.UUID | None:
+    if "@" in author:
+        return session.exec(select(User.id).where(User.email == author.strip().lower())).first()
+    try:
+        return uuid.UUID(author)
+    except ValueError:
+        raise Invalid("author: give a user id or an e-mail address.") from None
+
+
+@router.get(
+    "/observations/{observation_id}", response_model=ObservationOut, responses=responses(401, 404, 410, 422)
+)
+def get_observation(
+    observation_id: uuid.UUID, response: Response, session: SessionDep, user: CurrentUser
+) -> ObservationOut:
+    obs, _ = _load(session, observation_id, user)
+    return _with_etag(response, observations_out(session, [obs])[0])
+
+
+@router.patch(
+    "/observations/{observation_id}",
+    response_model=ObservationOut,
+    responses=responses(401, 403, 404, 410, 412, 422, 428),
+)
+def update_observation(
+    observation_id: uuid.UUID,
+    body: ObservationUpdate,
+    response: Response,
+    session: SessionDep,
+    user: CurrentUser,
+    if_match: Annotated[str | None, Header(description="The ETag you read")] = None,
+) -> ObservationOut:
+    """Edit an observation (its author or a manager). Needs `If-Match`: 428 without, 412 when stale."""
+    obs, access = _load(session, observation_id, user)
+    _may_edit(access, obs)
+    check_if_match(if_match, obs.version, required=True)
+    values = {
+        field: value.value if isinstance(value, Enum) else value
+        for field, value in body.model_dump(
+            exclude_unset=True, exclude={"tags", "hypothesis_ids", "hypothesis_links"}
+        ).items()
+    }
+    if "observed_at" in values:
+        values["day"] = log_day(values["observed_at"], access.stint.timezone)
+    if body.tags is not None:
+        _set_tags(session, obs, body.tags)
+    if (links := body.links()) is not None:
+        _set_links(session, obs, links)
+    _bump(session, obs, values)
+    session.commit()
+    return _with_etag(response, observations_out(session, [obs])[0])
+
+
+def _bump(session: Session, obs: Observation, values: dict[str, Any]) -> None:
+    """Write ``values`` and the next version, only if no one else wrote since ``obs`` was read:
+    two concurrent edits on PostgreSQL cannot both win."""
+    now = utcnow()
+    written = session.execute(
+        sa.update(Observation)
+        .where(sa.and_(Observation.id == obs.id, Observation.version == obs.version))  # type: ignore[arg-type]
+        .values(**values, version=obs.version + 1, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if written.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        current = session.get(Observation, obs.id, populate_existing=True)
+        check_if_match(etag(obs.version), current.version if current else obs.version + 1, required=True)
+    session.refresh(obs)
+
+
+@router.delete(
+    "/observations/{observation_id}", status_code=204, responses=responses(401, 403, 404, 410, 412, 422)
+)
+def delete_observation(
+    observation_id: uuid.UUID,
+    session: SessionDep,
+    user: CurrentUser,
+    if_match: Annotated[str | None, Header(description="Optional: the ETag you read")] = None,
+) -> Response:
+    """Delete an observation (its author or a manager). A tombstone stays so other devices learn of it."""
+    obs, access = _load(session, observation_id, user)
+    _may_edit(access, obs)
+    check_if_match(if_match, obs.version, required=False)
+    _bump(session, obs, {"deleted_at": utcnow()})
+    session.commit()
+    return Response(status_code=204)

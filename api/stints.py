@@ -1,0 +1,160 @@
+"""Stints (驻场调研): one on-site research period at one customer. The creator is its manager."""
+
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Self
+
+from fastapi import APIRouter, Response
+from pydantic import AfterValidator, BaseModel, Field, model_validator
+from sqlmodel import Session, select
+
+from api.access import StintDep, StintManager
+from api.auth import CurrentUser
+from api.db import SessionDep, utcnow
+from api.errors import Invalid, responses
+from api.logday import log_day, valid_timezone
+from api.models import Membership, Observation, Purpose, Role, Stint
+
+router = APIRouter(prefix="/api/stints", tags=["stints"])
+
+# The method's range is 2–12 weeks.
+MAX_STINT_DAYS = 12 * 7
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+
+Timezone = Annotated[str, Field(max_length=64), AfterValidator(valid_timezone)]
+Title = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def check_dates(start: date, end: date) -> None:
+    if end < start:
+        raise ValueError("end_date is before start_date")
+    if (end - start).days > MAX_STINT_DAYS:
+        raise ValueError(
+            f"a stint lasts at most 12 weeks ({MAX_STINT_DAYS} days); "
+            f"end_date is {(end - start).days} days after start_date"
+        )
+
+
+class StintCreate(BaseModel):
+    model_config = {"extra": "forbid", "str_strip_whitespace": True}
+
+    title: Title
+    customer: Title
+    purpose: Purpose
+    start_date: date
+    end_date: date
+    site: str | None = Field(default=None, max_length=300)
+    goals: str | None = Field(default=None, max_length=5000)
+    timezone: Timezone = DEFAULT_TIMEZONE
+
+    @model_validator(mode="after")
+    def _dates(self) -> Self:
+        check_dates(self.start_date, self.end_date)
+        return self
+
+
+class StintUpdate(BaseModel):
+    model_config = {"extra": "forbid", "str_strip_whitespace": True}
+
+    title: Title | None = None
+    customer: Title | None = None
+    purpose: Purpose | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+    site: str | None = Field(default=None, max_length=300)
+    goals: str | None = Field(default=None, max_length=5000)
+    timezone: Timezone | None = None
+
+
+class StintOut(BaseModel):
+    id: uuid.UUID
+    title: str
+    customer: str
+    purpose: Purpose
+    start_date: date
+    end_date: date
+    site: str | None
+    goals: str | None
+    timezone: str
+    created_by: uuid.UUID
+    created_at: datetime
+    updated_at: datetime
+    my_role: Role
+    days: int = Field(description="Number of calendar days the stint spans")
+
+
+def stint_out(stint: Stint, role: Role) -> StintOut:
+    return StintOut(
+        **stint.model_dump(exclude={"deleted_at"}),
+        my_role=role,
+        days=(stint.end_date - stint.start_date).days + 1,
+    )
+
+
+def recompute_days(session: Session, stint: Stint) -> None:
+    """Re-file every observation under its log day after the stint's timezone changed."""
+    for obs in session.exec(select(Observation).where(Observation.stint_id == stint.id)).all():
+        day = log_day(obs.observed_at, stint.timezone)
+        if day != obs.day:
+            obs.day = day
+            session.add(obs)
+
+
+@router.post("", response_model=StintOut, status_code=201, responses=responses(401, 422))
+def create_stint(body: StintCreate, session: SessionDep, user: CurrentUser) -> StintOut:
+    """Open a stint; you become its manager."""
+    stint = Stint(**body.model_dump(), created_by=user.id)
+    session.add(stint)
+    session.flush()
+    session.add(Membership(stint_id=stint.id, user_id=user.id, role=Role.manager.value))
+    session.commit()
+    return stint_out(stint, Role.manager)
+
+
+@router.get("", response_model=list[StintOut], responses=responses(401))
+def list_stints(session: SessionDep, user: CurrentUser) -> list[StintOut]:
+    """The stints you are a member of, newest first."""
+    rows = session.exec(
+        select(Stint, Membership.role)
+        .join(Membership, Membership.stint_id == Stint.id)  # type: ignore[arg-type]
+        .where(Membership.user_id == user.id, Stint.deleted_at.is_(None))  # type: ignore[union-attr]
+        .order_by(Stint.start_date.desc(), Stint.created_at.desc())  # type: ignore[attr-defined]
+    ).all()
+    return [stint_out(stint, Role(role)) for stint, role in rows]
+
+
+@router.get("/{stint_id}", response_model=StintOut, responses=responses(401, 404, 422))
+def get_stint(access: StintDep) -> StintOut:
+    return stint_out(access.stint, access.role)
+
+
+@router.patch("/{stint_id}", response_model=StintOut, responses=responses(401, 403, 404, 422))
+def update_stint(body: StintUpdate, session: SessionDep, access: StintManager) -> StintOut:
+    """Change a stint (managers). A new timezone re-files observations under their local day."""
+    stint = access.stint
+    changes = body.model_dump(exclude_unset=True)
+    for required in ("title", "customer", "purpose", "start_date", "end_date", "timezone"):
+        if required in changes and changes[required] is None:
+            raise Invalid(f"{required} cannot be empty.", code="validation_error")
+    try:
+        check_dates(changes.get("start_date", stint.start_date), changes.get("end_date", stint.end_date))
+    except ValueError as exc:
+        raise Invalid(str(exc), code="invalid_dates") from None
+    timezone_changed = "timezone" in changes and changes["timezone"] != stint.timezone
+    for field, value in changes.items():
+        setattr(stint, field, value)
+    stint.updated_at = utcnow()
+    session.add(stint)
+    if timezone_changed:
+        recompute_days(session, stint)
+    session.commit()
+    return stint_out(stint, access.role)
+
+
+@router.delete("/{stint_id}", status_code=204, responses=responses(401, 403, 404, 422))
+def delete_stint(session: SessionDep, access: StintManager) -> Response:
+    """Close a stint (managers). Its records are kept, hidden from every view."""
+    access.stint.deleted_at = utcnow()
+    session.add(access.stint)
+    session.commit()
+    return Response(status_code=204)

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api import security
 from api.config import Settings
@@ -25,7 +25,7 @@ _TOUCH_EVERY = timedelta(minutes=5)
 
 class TokenOut(BaseModel):
     access_token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
     expires_at: datetime
     session_id: uuid.UUID
 
@@ -75,11 +75,11 @@ def end_sessions(session: Session, user_id: uuid.UUID, *, keep: uuid.UUID | None
     """Revoke every live session of a user (disabled account, new password), except ``keep``."""
     stmt = (
         sa.update(AuthSession)
-        .where(sa.and_(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)))  # type: ignore[union-attr]
+        .where(col(AuthSession.user_id) == user_id, col(AuthSession.revoked_at).is_(None))
         .values(revoked_at=utcnow())
     )
     if keep is not None:
-        stmt = stmt.where(AuthSession.id != keep)
+        stmt = stmt.where(col(AuthSession.id) != keep)
     session.execute(stmt)
 
 

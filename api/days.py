@@ -7,14 +7,14 @@ from datetime import date, datetime, timedelta
 import sqlalchemy as sa
 from fastapi import APIRouter
 from pydantic import BaseModel
-from sqlmodel import select
+from sqlmodel import col, select
 
 from api.access import StintDep, StintWriter
 from api.db import SessionDep, utcnow
-from api.fields import Text
-from api.models import DailySummary, Observation, User
-from api.observations import ObservationOut, observations_out
 from api.errors import responses
+from api.fields import Text
+from api.models import DailySummary, Observation
+from api.observations import ObservationOut, observations_out
 
 router = APIRouter(prefix="/api/stints/{stint_id}/days", tags=["daily log"])
 
@@ -54,12 +54,6 @@ class DayLog(BaseModel):
     observations: list[ObservationOut]
 
 
-def _names(session: SessionDep, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
-    if not ids:
-        return {}
-    return dict(session.execute(sa.select(User.id, User.name).where(User.id.in_(ids))).tuples().all())  # type: ignore[attr-defined]
-
-
 @router.get("", response_model=list[DayOverview], responses=responses(401, 404, 422))
 def list_days(session: SessionDep, access: StintDep) -> list[DayOverview]:
     """Every day of the stint, empty ones included so gaps show, with counts per researcher.
@@ -67,18 +61,18 @@ def list_days(session: SessionDep, access: StintDep) -> list[DayOverview]:
     stint = access.stint
     counts = (
         session.execute(
-            sa.select(Observation.day, Observation.author_id, sa.func.count())
-            .where(sa.and_(Observation.stint_id == stint.id, Observation.deleted_at.is_(None)))  # type: ignore[union-attr]
-            .group_by(Observation.day, Observation.author_id)
+            sa.select(col(Observation.day), col(Observation.author_id), sa.func.count())
+            .where(col(Observation.stint_id) == stint.id, col(Observation.deleted_at).is_(None))
+            .group_by(col(Observation.day), col(Observation.author_id))
         )
         .tuples()
         .all()
     )
     summaries = (
         session.execute(
-            sa.select(DailySummary.day, sa.func.count())
-            .where(DailySummary.stint_id == stint.id)  # type: ignore[arg-type]
-            .group_by(DailySummary.day)
+            sa.select(col(DailySummary.day), sa.func.count())
+            .where(col(DailySummary.stint_id) == stint.id)
+            .group_by(col(DailySummary.day))
         )
         .tuples()
         .all()
@@ -87,7 +81,7 @@ def list_days(session: SessionDep, access: StintDep) -> list[DayOverview]:
     for day, author, count in counts:
         per_day[day][author] = count
     summary_days = dict(summaries)
-    names = _names(session, {author for _, author, _ in counts})
+    names = user_names(session, {author for _, author, _ in counts})
     planned = {
         stint.start_date + timedelta(days=i) for i in range((stint.end_date - stint.start_date).days + 1)
     }
@@ -116,7 +110,7 @@ def _day_log(session: SessionDep, access: StintDep, day: date) -> DayLog:
     summaries = session.exec(
         select(DailySummary).where(DailySummary.stint_id == stint.id, DailySummary.day == day)
     ).all()
-    names = _names(session, {s.author_id for s in summaries})
+    names = user_names(session, {s.author_id for s in summaries})
     return DayLog(
         date=day,
         in_stint=stint.start_date <= day <= stint.end_date,

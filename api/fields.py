@@ -13,7 +13,7 @@ def _no_nul(value: str) -> str:
     return value
 
 
-def Text(max_length: int, *, min_length: int = 0) -> type[str]:  # noqa: N802 - reads like a type
+def Text(max_length: int, *, min_length: int = 0) -> type[str]:
     """A stripped string of bounded length without NUL characters."""
     return Annotated[  # type: ignore[return-value]
         str,

@@ -6,7 +6,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from fastapi import APIRouter, Response
 from pydantic import BaseModel
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.access import StintDep, StintManager
 from api.db import SessionDep
@@ -45,11 +45,12 @@ def _out(member: Membership, user: User) -> MemberOut:
 
 
 def _managers(session: Session, stint_id: uuid.UUID) -> int:
-    return session.execute(
+    count: int = session.execute(
         sa.select(sa.func.count())
         .select_from(Membership)
-        .where(sa.and_(Membership.stint_id == stint_id, Membership.role == Role.manager.value))
+        .where(col(Membership.stint_id) == stint_id, col(Membership.role) == Role.manager.value)
     ).scalar_one()
+    return count
 
 
 def _member(session: Session, stint_id: uuid.UUID, user_id: uuid.UUID) -> tuple[Membership, User]:

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Self
 import sqlalchemy as sa
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.access import StintAccess, StintDep, StintWriter, stint_access
 from api.auth import CurrentUser
@@ -33,6 +33,7 @@ from api.models import (
     Stance,
     User,
 )
+from api.users import user_names
 
 router = APIRouter(prefix="/api", tags=["observations"])
 
@@ -127,18 +128,15 @@ def observations_out(session: Session, rows: Sequence[Observation]) -> list[Obse
     links: dict[uuid.UUID, list[HypothesisLink]] = {i: [] for i in ids}
     names: dict[uuid.UUID, str] = {}
     if ids:
-        for t in session.exec(select(ObservationTag).where(ObservationTag.observation_id.in_(ids))):  # type: ignore[attr-defined]
+        for t in session.exec(select(ObservationTag).where(col(ObservationTag.observation_id).in_(ids))):
             tags[t.observation_id].append(t.tag)
         for h in session.exec(
-            select(ObservationHypothesis).where(ObservationHypothesis.observation_id.in_(ids))  # type: ignore[attr-defined]
+            select(ObservationHypothesis).where(col(ObservationHypothesis.observation_id).in_(ids))
         ):
             links[h.observation_id].append(
                 HypothesisLink(hypothesis_id=h.hypothesis_id, stance=Stance(h.stance))
             )
-        authors = {o.author_id for o in rows}
-        names = dict(
-            session.execute(sa.select(User.id, User.name).where(User.id.in_(authors))).tuples().all()
-        )  # type: ignore[attr-defined]
+        names = user_names(session, {o.author_id for o in rows})
     return [
         ObservationOut(
             **o.model_dump(exclude={"deleted_at", "create_hash"}),
@@ -318,27 +316,27 @@ def list_observations(
             raise Invalid(f"tag: {exc}") from None
         stmt = stmt.where(
             sa.exists().where(
-                sa.and_(ObservationTag.observation_id == Observation.id, ObservationTag.tag == wanted)
+                col(ObservationTag.observation_id) == col(Observation.id), col(ObservationTag.tag) == wanted
             )
         )
     if hypothesis is not None:
         stmt = stmt.where(
             sa.exists().where(
-                sa.and_(
-                    ObservationHypothesis.observation_id == Observation.id,
-                    ObservationHypothesis.hypothesis_id == hypothesis,
-                )
+                col(ObservationHypothesis.observation_id) == col(Observation.id),
+                col(ObservationHypothesis.hypothesis_id) == hypothesis,
             )
         )
     if cursor:
         after_at, after_id = _parse_cursor(cursor)
         stmt = stmt.where(
             sa.or_(
-                Observation.observed_at > after_at,  # type: ignore[arg-type]
-                sa.and_(Observation.observed_at == after_at, Observation.id > after_id),  # type: ignore[arg-type]
+                col(Observation.observed_at) > after_at,
+                sa.and_(col(Observation.observed_at) == after_at, col(Observation.id) > after_id),
             )
         )
-    rows = session.exec(stmt.order_by(Observation.observed_at, Observation.id).limit(limit + 1)).all()  # type: ignore[arg-type]
+    rows = session.exec(
+        stmt.order_by(col(Observation.observed_at), col(Observation.id)).limit(limit + 1)
+    ).all()
     more = len(rows) > limit
     rows = rows[:limit]
     return ObservationPage(
@@ -405,7 +403,7 @@ def _bump(session: Session, obs: Observation, values: dict[str, Any]) -> None:
     now = utcnow()
     written = session.execute(
         sa.update(Observation)
-        .where(sa.and_(Observation.id == obs.id, Observation.version == obs.version))  # type: ignore[arg-type]
+        .where(col(Observation.id) == obs.id, col(Observation.version) == obs.version)
         .values(**values, version=obs.version + 1, updated_at=now)
         .execution_options(synchronize_session=False)
     )

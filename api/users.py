@@ -4,9 +4,10 @@ import re
 import uuid
 from typing import Annotated
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Depends
 from pydantic import AfterValidator, BaseModel, Field
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api import security
 from api.auth import CurrentUser, UserOut, end_sessions, normalise_email
@@ -70,6 +71,15 @@ def create_user(
     session.add(user)
     session.commit()
     return user
+
+
+def user_names(session: Session, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Display names for a set of accounts, in one query."""
+    if not ids:
+        return {}
+    return dict(
+        session.execute(sa.select(col(User.id), col(User.name)).where(col(User.id).in_(ids))).tuples().all()
+    )
 
 
 def require_admin(user: CurrentUser) -> User:

@@ -15,6 +15,7 @@ from api.errors import responses
 from api.fields import Text
 from api.models import DailySummary, Observation
 from api.observations import ObservationOut, observations_out
+from api.users import user_names
 
 router = APIRouter(prefix="/api/stints/{stint_id}/days", tags=["daily log"])
 

@@ -32,8 +32,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, exempt=("/api/uploads",))
     app.add_middleware(SecurityHeaders)
 
-    for module in (auth, users, stints, members, hypotheses, observations, days):
-        app.include_router(module.router)
+    app.include_router(auth.router)
+    app.include_router(users.router)
+    app.include_router(stints.router)
+    app.include_router(members.router)
+    app.include_router(hypotheses.router)
+    app.include_router(observations.router)
+    app.include_router(days.router)
 
     @app.get(
         "/healthz", tags=["ops"], responses={503: {"model": ErrorResponse, "description": "Database down"}}

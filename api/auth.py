@@ -14,11 +14,14 @@ from sqlmodel import Session, col, select
 from api import security
 from api.config import Settings
 from api.db import SessionDep, utcnow
-from api.errors import Invalid, NotAuthenticated, NotFound, TooManyRequests, responses
+from api.errors import Forbidden, Invalid, NotAuthenticated, NotFound, TooManyRequests, responses
 from api.models import AuthSession, LoginThrottle, User
 
 router = APIRouter(prefix="/api", tags=["auth"])
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
+SESSION_COOKIE = "fieldbook_session"
+CSRF_HEADER = "X-Fieldbook-CSRF"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Writing last_used_at on every request would turn every read into a write.
 _TOUCH_EVERY = timedelta(minutes=5)
 
@@ -84,10 +87,17 @@ def end_sessions(session: Session, user_id: uuid.UUID, *, keep: uuid.UUID | None
 
 
 def signed_in(
-    request: Request, session: SessionDep, token: Annotated[str | None, Depends(_bearer)]
+    request: Request, session: SessionDep, bearer: Annotated[str | None, Depends(_bearer)]
 ) -> SignedIn:
+    token = bearer or request.cookies.get(SESSION_COOKIE)
     if not token:
         raise NotAuthenticated()
+    if not bearer and request.method not in _SAFE_METHODS and request.headers.get(CSRF_HEADER) != "1":
+        # A cookie rides along on any request the browser makes; a custom header cannot be set
+        # cross-site without a CORS preflight we never grant.
+        raise Forbidden(
+            f"Send the {CSRF_HEADER}: 1 header with cookie-signed requests.", code="csrf_required"
+        )
     found = session.exec(
         select(AuthSession, User)
         .join(User, User.id == AuthSession.user_id)  # type: ignore[arg-type]
@@ -102,7 +112,11 @@ def signed_in(
     if now - auth.last_used_at > _TOUCH_EVERY:
         auth.last_used_at = now
         session.add(auth)
-        session.commit()
+        try:
+            session.commit()
+        except sa.exc.OperationalError:
+            # Only a "last seen" hint: a busy database must not fail the request.
+            session.rollback()
     return SignedIn(user=user, session=auth)
 
 
@@ -140,20 +154,19 @@ def _record_failure(session: Session, settings: Settings, key: str, now: datetim
     session.commit()
 
 
-@router.post("/auth/token", response_model=TokenOut, responses=responses(401, 422, 429))
-def sign_in(
-    request: Request,
-    session: SessionDep,
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
-) -> TokenOut:
-    """Sign in with e-mail (as `username`) and password; returns an opaque bearer token."""
+def _authenticate(
+    request: Request, session: Session, username: str, password: str
+) -> tuple[str, AuthSession]:
+    """Check a password and open a session; the token is returned once and stored only as a hash."""
     settings = settings_of(request)
     now = utcnow()
-    key = _throttle_key(form.username)
+    key = _throttle_key(username)
     _check_throttle(session, key, now)
-    user = session.exec(select(User).where(User.email == normalise_email(form.username))).first()
+    email = normalise_email(username)
+    # PostgreSQL cannot even compare a string holding NUL: no such account can exist.
+    user = None if "\x00" in email else session.exec(select(User).where(User.email == email)).first()
     # The hash is checked even for an unknown e-mail, so timing does not tell which failed.
-    ok = security.verify_password(user.password_hash if user else None, form.password)
+    ok = security.verify_password(user.password_hash if user else None, password)
     if not ok or user is None or not user.is_active:
         _record_failure(session, settings, key, now)
         raise NotAuthenticated("E-mail or password is incorrect.", code="invalid_credentials")
@@ -161,7 +174,7 @@ def sign_in(
     if throttle is not None:
         session.delete(throttle)
     if security.needs_rehash(user.password_hash):
-        user.password_hash = security.hash_password(form.password)
+        user.password_hash = security.hash_password(password)
         session.add(user)
     token = security.new_token()
     auth = AuthSession(
@@ -172,16 +185,73 @@ def sign_in(
     )
     session.add(auth)
     session.commit()
+    return token, auth
+
+
+@router.post("/auth/token", response_model=TokenOut, responses=responses(401, 422, 429))
+def sign_in(
+    request: Request,
+    session: SessionDep,
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+) -> TokenOut:
+    """Sign in with e-mail (as `username`) and password; returns an opaque bearer token (API clients,
+    the /docs Authorize button)."""
+    token, auth = _authenticate(request, session, form.username, form.password)
     return TokenOut(access_token=token, expires_at=auth.expires_at, session_id=auth.id)
 
 
-@router.post("/auth/logout", status_code=204, responses=responses(401))
+class CookieSignIn(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=security.MAX_PASSWORD_LENGTH)
+
+
+class CookieSession(BaseModel):
+    session_id: uuid.UUID
+    expires_at: datetime
+    user: UserOut
+
+
+def _cookie_is_secure(request: Request) -> bool:
+    # Browsers accept Secure cookies from http://localhost and 127.0.0.1; elsewhere only over TLS.
+    return request.url.scheme == "https" or request.url.hostname in ("localhost", "127.0.0.1", "::1")
+
+
+@router.post("/auth/session", response_model=CookieSession, responses=responses(401, 422, 429))
+def sign_in_with_cookie(
+    body: CookieSignIn, request: Request, response: Response, session: SessionDep
+) -> CookieSession:
+    """Sign in from the browser app: the session token goes into an HttpOnly, SameSite=Strict cookie
+    that no script can read. Writes signed by the cookie need the header `X-Fieldbook-CSRF: 1`."""
+    token, auth = _authenticate(request, session, body.email, body.password)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=int((auth.expires_at - utcnow()).total_seconds()),
+        httponly=True,
+        secure=_cookie_is_secure(request),
+        samesite="strict",
+        path="/",
+    )
+    user = session.get(User, auth.user_id)
+    assert user is not None
+    return CookieSession(
+        session_id=auth.id,
+        expires_at=auth.expires_at,
+        user=UserOut.model_validate(user, from_attributes=True),
+    )
+
+
+@router.post("/auth/logout", status_code=204, responses=responses(401, 403))
 def sign_out(session: SessionDep, signed: SignedInDep) -> Response:
-    """End this device's session."""
+    """End this device's session (and clear the browser's session cookie)."""
     signed.session.revoked_at = utcnow()
     session.add(signed.session)
     session.commit()
-    return Response(status_code=204)
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
 
 
 @router.get("/auth/sessions", response_model=list[SessionOut], responses=responses(401))
@@ -205,7 +275,7 @@ def list_sessions(session: SessionDep, signed: SignedInDep) -> list[SessionOut]:
     ]
 
 
-@router.delete("/auth/sessions/{session_id}", status_code=204, responses=responses(401, 404, 422))
+@router.delete("/auth/sessions/{session_id}", status_code=204, responses=responses(401, 403, 404, 422))
 def revoke_session(session_id: uuid.UUID, session: SessionDep, signed: SignedInDep) -> Response:
     """Sign a device out (a lost phone). Takes effect on its next request."""
     auth = session.get(AuthSession, session_id)
@@ -223,7 +293,7 @@ def me(user: CurrentUser) -> User:
     return user
 
 
-@router.post("/me/password", status_code=204, responses=responses(401, 422))
+@router.post("/me/password", status_code=204, responses=responses(401, 403, 422))
 def change_password(body: PasswordChange, session: SessionDep, signed: SignedInDep) -> Response:
     """Change your password; every other device is signed out."""
     if not security.verify_password(signed.user.password_hash, body.current_password):

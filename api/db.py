@@ -49,7 +49,14 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 def _sqlite_on_begin(connection: sa.Connection) -> None:
     # IMMEDIATE takes the write lock up front: a deferred transaction that reads and then
     # writes gets SQLITE_BUSY without waiting when another process wrote in between.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # Reads (GET requests) ask for DEFERRED so they never wait for writers (WAL).
+    mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+    connection.exec_driver_sql("BEGIN DEFERRED" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
+
+
+def reading(engine: sa.Engine) -> sa.Engine:
+    """The same engine for read-only work: on SQLite its transactions do not take the write lock."""
+    return engine.execution_options(sqlite_begin="DEFERRED")
 
 
 def make_engine(url: str) -> sa.Engine:
@@ -61,9 +68,13 @@ def make_engine(url: str) -> sa.Engine:
     return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def get_session(request: Request) -> Iterator[Session]:
     # No commit here: code after ``yield`` runs after the response is sent, so routes commit.
-    with Session(request.app.state.engine, expire_on_commit=False) as session:
+    engine = request.app.state.read_engine if request.method in _READS else request.app.state.engine
+    with Session(engine, expire_on_commit=False) as session:
         yield session
 
 

@@ -13,6 +13,7 @@ from api import security
 from api.auth import CurrentUser, UserOut, end_sessions, normalise_email
 from api.db import SessionDep
 from api.errors import Conflict, Forbidden, Invalid, NotFound, responses
+from api.fields import Text
 from api.models import User
 
 router = APIRouter(prefix="/api/users", tags=["accounts"])
@@ -22,7 +23,7 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 def _valid_email(value: str) -> str:
     value = normalise_email(value)
-    if len(value) > 320 or not _EMAIL.match(value):
+    if "\x00" in value or len(value) > 320 or not _EMAIL.match(value):
         raise ValueError("not a valid e-mail address")
     return value
 
@@ -37,7 +38,7 @@ class UserCreate(BaseModel):
     model_config = {"extra": "forbid"}
 
     email: Email
-    name: str = Field(default="", max_length=200)
+    name: Text(200) = ""  # type: ignore[valid-type]
     password: Password
     is_admin: bool = False
 
@@ -45,7 +46,7 @@ class UserCreate(BaseModel):
 class UserUpdate(BaseModel):
     model_config = {"extra": "forbid"}
 
-    name: str | None = Field(default=None, max_length=200)
+    name: Text(200) | None = None  # type: ignore[valid-type]
     is_active: bool | None = None
     is_admin: bool | None = None
     password: Password | None = None
@@ -77,9 +78,7 @@ def user_names(session: Session, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
     """Display names for a set of accounts, in one query."""
     if not ids:
         return {}
-    return dict(
-        session.execute(sa.select(col(User.id), col(User.name)).where(col(User.id).in_(ids))).tuples().all()
-    )
+    return dict(session.execute(sa.select(col(User.id), col(User.name)).where(col(User.id).in_(ids))).all())
 
 
 def require_admin(user: CurrentUser) -> User:

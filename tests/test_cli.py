@@ -1,0 +1,88 @@
+"""The ``fieldbook`` command, run as a real process against a real database."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+FIELDBOOK = [sys.executable, "-m", "api.cli"]
+
+
+def run(args, settings, **kwargs):
+    env = {
+        **os.environ,
+        "FIELDBOOK_DATA_DIR": str(settings.data_dir),
+        "FIELDBOOK_DATABASE_URL": settings.sqlalchemy_url,
+    }
+    return subprocess.run([*FIELDBOOK, *args], env=env, capture_output=True, text=True, timeout=60, **kwargs)
+
+
+def test_user_add_reads_password_from_stdin_and_can_sign_in(settings, client):
+    r = run(
+        ["user", "add", "Zhang.Min@Example.com", "--name", "张敏", "--admin"],
+        settings,
+        input="a good long password\n",
+    )
+    assert r.returncode == 0, r.stderr
+    assert "zhang.min@example.com" in r.stderr
+    token = client.post(
+        "/api/auth/token", data={"username": "zhang.min@example.com", "password": "a good long password"}
+    )
+    assert token.status_code == 200
+    me = client.get("/api/me", headers={"Authorization": f"Bearer {token.json()['access_token']}"}).json()
+    assert me["name"] == "张敏" and me["is_admin"] is True
+
+    again = run(["user", "add", "zhang.min@example.com"], settings, input="another long password\n")
+    assert again.returncode == 1 and "already exists" in again.stderr
+    weak = run(["user", "add", "short@example.com"], settings, input="short\n")
+    assert weak.returncode == 1 and "at least" in weak.stderr
+    listed = run(["user", "list"], settings)
+    assert "zhang.min@example.com\t张敏\tadmin" in listed.stdout
+
+
+def test_migrate_creates_a_fresh_database(tmp_path: Path):
+    env = {**os.environ, "FIELDBOOK_DATA_DIR": str(tmp_path / "fresh")}
+    env.pop("FIELDBOOK_DATABASE_URL", None)
+    r = subprocess.run([*FIELDBOOK, "migrate"], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "fresh" / "fieldbook.db").is_file()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_migrates_and_tells_how_to_sign_in(tmp_path: Path):
+    port = _free_port()
+    env = {**os.environ, "FIELDBOOK_DATA_DIR": str(tmp_path / "served")}
+    env.pop("FIELDBOOK_DATABASE_URL", None)
+    proc = subprocess.Popen(
+        [*FIELDBOOK, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("server did not answer")
+        page = httpx.get(f"http://127.0.0.1:{port}/")
+        assert page.status_code == 200 and "Fieldbook" in page.text
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=15)[0]
+    assert "user add" in output and "--admin" in output
+    assert f"http://127.0.0.1:{port}/docs" in output

@@ -130,8 +130,17 @@ def current_user(signed: SignedInDep) -> User:
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-def _throttle_key(email: str) -> str:
-    return hashlib.sha256(normalise_email(email).encode()).hexdigest()
+# Per account, and per client address with a wider allowance (many people may share an office NAT),
+# so one address cannot try a password against many accounts.
+_PER_ADDRESS_FACTOR = 10
+
+
+def _throttle_keys(email: str, request: Request) -> list[tuple[str, int]]:
+    address = request.client.host if request.client else "-"
+    return [
+        (hashlib.sha256(normalise_email(email).encode()).hexdigest(), 1),
+        (hashlib.sha256(f"address:{address}".encode()).hexdigest(), _PER_ADDRESS_FACTOR),
+    ]
 
 
 def _check_throttle(session: Session, key: str, now: datetime) -> None:
@@ -141,16 +150,17 @@ def _check_throttle(session: Session, key: str, now: datetime) -> None:
         raise TooManyRequests("Too many failed sign-ins; wait and try again.", retry_after=retry)
 
 
-def _record_failure(session: Session, settings: Settings, key: str, now: datetime) -> None:
+def _record_failure(session: Session, settings: Settings, keys: list[tuple[str, int]], now: datetime) -> None:
     window = timedelta(seconds=settings.login_window_seconds)
-    row = session.get(LoginThrottle, key)
-    if row is None or now - row.window_started_at > window:
-        row = row or LoginThrottle(key=key, window_started_at=now)
-        row.failures, row.window_started_at, row.locked_until = 0, now, None
-    row.failures += 1
-    if row.failures >= settings.login_max_failures:
-        row.locked_until = now + window
-    session.add(row)
+    for key, factor in keys:
+        row = session.get(LoginThrottle, key)
+        if row is None or now - row.window_started_at > window:
+            row = row or LoginThrottle(key=key, window_started_at=now)
+            row.failures, row.window_started_at, row.locked_until = 0, now, None
+        row.failures += 1
+        if row.failures >= settings.login_max_failures * factor:
+            row.locked_until = now + window
+        session.add(row)
     session.commit()
 
 
@@ -160,17 +170,19 @@ def _authenticate(
     """Check a password and open a session; the token is returned once and stored only as a hash."""
     settings = settings_of(request)
     now = utcnow()
-    key = _throttle_key(username)
-    _check_throttle(session, key, now)
+    keys = _throttle_keys(username, request)
+    for key, _factor in keys:
+        _check_throttle(session, key, now)
     email = normalise_email(username)
     # PostgreSQL cannot even compare a string holding NUL: no such account can exist.
     user = None if "\x00" in email else session.exec(select(User).where(User.email == email)).first()
     # The hash is checked even for an unknown e-mail, so timing does not tell which failed.
     ok = security.verify_password(user.password_hash if user else None, password)
     if not ok or user is None or not user.is_active:
-        _record_failure(session, settings, key, now)
+        _record_failure(session, settings, keys, now)
         raise NotAuthenticated("E-mail or password is incorrect.", code="invalid_credentials")
-    throttle = session.get(LoginThrottle, key)
+    # Success clears the account's count; the address keeps its own.
+    throttle = session.get(LoginThrottle, keys[0][0])
     if throttle is not None:
         session.delete(throttle)
     if security.needs_rehash(user.password_hash):

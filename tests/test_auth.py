@@ -229,3 +229,18 @@ def test_browser_sign_in_failures_match_the_token_endpoint(client, person):
     assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "invalid_credentials"
     assert "set-cookie" not in wrong.headers
     assert client.post("/api/auth/session", json={"email": p.email}).status_code == 422
+
+
+def test_one_address_cannot_try_many_accounts(client, person, settings):
+    accounts = [person() for _ in range(15)]  # 15 x 4 attempts > 10 x 5 allowed per address
+    attempts = 0
+    for p in accounts:
+        for _ in range(settings.login_max_failures - 1):  # under each account's own limit
+            r = sign_in(client, p.email, "wrong-password")
+            attempts += 1
+            if r.status_code == 429:
+                break
+        if r.status_code == 429:
+            break
+    assert r.status_code == 429
+    assert attempts <= settings.login_max_failures * 10 + 1

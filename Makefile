@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export FIELDBOOK_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install run migrate test lint typecheck test-sqlite test-pg bench clean
+.PHONY: install run migrate test lint typecheck test-sqlite test-pg bench fuzz clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ test-pg: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# A longer schemathesis run than the suite's (which is bounded and seeded).
+fuzz: install
+	FIELDBOOK_FUZZ_EXAMPLES=$${FIELDBOOK_FUZZ_EXAMPLES:-300} $(BIN)/pytest -q tests/test_fuzz.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -78,4 +78,12 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
+def get_write_session(request: Request) -> Iterator[Session]:
+    """For GET routes that also write (access logs, counters): on SQLite a read transaction that
+    later writes fails at once with "database is locked" when another writer got in first."""
+    with Session(request.app.state.engine, expire_on_commit=False) as session:
+        yield session
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
+WriteSessionDep = Annotated[Session, Depends(get_write_session)]

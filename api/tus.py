@@ -1,0 +1,404 @@
+"""tus 1.0 resumable uploads at ``/api/uploads``: core, creation, termination, expiration, checksum.
+
+The committed offset is what has been fsynced: a PATCH appends under an exclusive file lock, fsyncs
+every few megabytes and records the offset; a resumed PATCH first truncates the partial file to the
+recorded offset. A server killed mid-PATCH therefore neither duplicates nor loses bytes."""
+
+import hashlib
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from email.utils import format_datetime
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Any, BinaryIO
+
+import sqlalchemy as sa
+from fastapi import APIRouter, BackgroundTasks, Header, Request, Response
+from sqlmodel import Session, col
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+
+from api.access import stint_access
+from api.auth import CurrentUser
+from api.config import Settings
+from api.db import SessionDep, utcnow
+from api.errors import AppError, BadRequest, Conflict, Gone, Invalid, NotFound
+from api.ingest import MaterialRequest, Staged, StoreDep, display_name, ingest, sha256_of, staging_dir
+from api.material_tables import Upload
+from api.models import Role, User
+from api.sniff import TooLarge, Unsupported, looks_like_image, max_upload_bytes
+from api.spool import Spool
+from api.textextract import drain
+from api.tus_protocol import (
+    CHECKSUMS,
+    EXTENSIONS,
+    OFFSET_TYPE,
+    TUS_VERSION,
+    ChecksumMismatch,
+    TusRoute,
+    TusVersion,
+    answers,
+    lock,
+    meta_uuid,
+    parse_checksum,
+    parse_metadata,
+)
+from storage.local import fsync_dir
+
+# fsync and record the offset every 8 MB, but at most once a second: on a phone's network that is
+# every 8 MB; on a fast network the fsyncs do not throttle the upload (a crash re-sends ~1 s of data).
+CHECKPOINT = 8 * 2**20
+CHECKPOINT_SECONDS = 1.0
+router = APIRouter(prefix="/api/uploads", tags=["uploads (tus)"], route_class=TusRoute)
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _part_path(settings: Settings, upload_id: uuid.UUID) -> Path:
+    return staging_dir(settings, "uploads") / f"{upload_id.hex}.part"
+
+
+def _expires(upload: Upload) -> dict[str, str]:
+    return {"Upload-Expires": format_datetime(upload.expires_at, usegmt=True)}
+
+
+@router.options("", status_code=204, responses=answers())
+def tus_options(request: Request) -> Response:
+    """What this tus server supports."""
+    return Response(
+        status_code=204,
+        headers={
+            "Tus-Version": TUS_VERSION,
+            "Tus-Extension": EXTENSIONS,
+            "Tus-Max-Size": str(max_upload_bytes(_settings(request))),
+            "Tus-Checksum-Algorithm": ",".join(CHECKSUMS),
+        },
+    )
+
+
+@router.post(
+    "", status_code=201, dependencies=[TusVersion], responses=answers(400, 401, 403, 404, 412, 413, 422)
+)
+def create_upload(
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    upload_length: Annotated[str | None, Header()] = None,
+    upload_metadata: Annotated[str, Header()] = "",
+) -> Response:
+    """Start an upload. `Upload-Metadata` carries `stint_id`, `filename`, and optionally `id` (the
+    material id chosen by the client), `observation_id`, `caption`. Answers `Location` and
+    `Fieldbook-Material-Id`: once complete, `GET /api/materials/{id}` exists."""
+    settings = _settings(request)
+    if upload_length is None or not upload_length.isdigit():
+        raise BadRequest("Send Upload-Length (deferred lengths are not supported).", code="upload_length")
+    length = int(upload_length)
+    limit = max_upload_bytes(settings)
+    if length > limit:
+        raise TooLarge(f"Files may be at most {limit // 2**20} MB.", details={"limit": limit})
+    meta = parse_metadata(upload_metadata)
+    stint_id = meta_uuid(meta, "stint_id")
+    if stint_id is None:
+        raise Invalid("Upload-Metadata needs stint_id.", code="bad_metadata")
+    stint_access(session, stint_id, user).require(Role.researcher)
+    caption = meta.get("caption", "").replace("\x00", "").strip()[:2000] or None
+    now = utcnow()
+    upload = Upload(
+        stint_id=stint_id,
+        user_id=user.id,
+        length=length,
+        material_id=meta_uuid(meta, "id") or uuid.uuid4(),
+        observation_id=meta_uuid(meta, "observation_id"),
+        filename=display_name(meta.get("filename") or meta.get("name")),
+        caption=caption,
+        metadata_header=upload_metadata,
+        created_at=now,
+        expires_at=now + timedelta(hours=settings.upload_expiry_hours),
+    )
+    part = _part_path(settings, upload.id)
+    with open(part, "xb") as f:
+        os.fsync(f.fileno())
+    fsync_dir(part.parent)
+    session.add(upload)
+    session.commit()
+    return Response(
+        status_code=201,
+        headers={
+            "Location": f"/api/uploads/{upload.id}",
+            "Fieldbook-Material-Id": str(upload.material_id),
+            **_expires(upload),
+        },
+    )
+
+
+def _load(session: Session, upload_id: uuid.UUID, user: User, settings: Settings) -> Upload:
+    upload = session.get(Upload, upload_id)
+    if upload is None or upload.user_id != user.id:
+        raise NotFound("No such upload.", code="upload_not_found")
+    stint_access(session, upload.stint_id, user)
+    if upload.error is not None:
+        raise Gone(upload.error, code="upload_refused")
+    if upload.completed_at is None and upload.expires_at <= utcnow():
+        _part_path(settings, upload.id).unlink(missing_ok=True)
+        raise Gone("This upload expired; start a new one.", code="upload_expired")
+    return upload
+
+
+@router.head(
+    "/{upload_id}", status_code=200, dependencies=[TusVersion], responses=answers(401, 404, 410, 412, 422)
+)
+def upload_status(upload_id: uuid.UUID, request: Request, session: SessionDep, user: CurrentUser) -> Response:
+    """How many bytes the server holds durably (`Upload-Offset`): resume from there."""
+    upload = _load(session, upload_id, user, _settings(request))
+    offset = upload.length if upload.completed_at is not None else upload.committed_offset
+    headers = {
+        "Upload-Offset": str(offset),
+        "Upload-Length": str(upload.length),
+        "Cache-Control": "no-store",
+        "Fieldbook-Material-Id": str(upload.material_id),
+        **_expires(upload),
+    }
+    if upload.metadata_header:
+        headers["Upload-Metadata"] = upload.metadata_header
+    return Response(status_code=200, headers=headers)
+
+
+@router.delete(
+    "/{upload_id}",
+    status_code=204,
+    dependencies=[TusVersion],
+    responses=answers(401, 404, 410, 412, 422, 423),
+)
+def terminate_upload(
+    upload_id: uuid.UUID, request: Request, session: SessionDep, user: CurrentUser
+) -> Response:
+    """Abandon an upload and free its bytes (a finished upload's material stays)."""
+    settings = _settings(request)
+    upload = _load(session, upload_id, user, settings)
+    part = _part_path(settings, upload.id)
+    if part.exists():
+        with open(part, "rb") as f:
+            lock(f)
+            part.unlink()
+    session.delete(upload)
+    session.commit()
+    return Response(status_code=204)
+
+
+def _start(engine: sa.Engine, upload_id: uuid.UUID, user: User, settings: Settings) -> Upload:
+    with Session(engine, expire_on_commit=False) as session:
+        return _load(session, upload_id, user, settings)
+
+
+def _finish(
+    engine: sa.Engine, settings: Settings, store: Any, upload: Upload, part: Path, digest: str | None
+) -> str:
+    """The last byte arrived: the partial file becomes a material (or the upload is refused)."""
+    staged = Staged(path=part, size=upload.length, sha256=digest or sha256_of(part))
+    req = MaterialRequest(
+        stint_id=upload.stint_id,
+        user_id=upload.user_id,
+        material_id=upload.material_id,
+        observation_id=upload.observation_id,
+        caption=upload.caption,
+        filename=upload.filename,
+    )
+    try:
+        material, _ = ingest(engine, settings, store, staged, req)
+    except AppError as exc:
+        _close(engine, upload, exc)
+        raise
+    _close(engine, upload, None)
+    return material.text_status
+
+
+def _close(engine: sa.Engine, upload: Upload, error: AppError | None) -> None:
+    """The upload is over: done, or refused for good (later requests answer 410 with the reason)."""
+    with Session(engine) as session:
+        session.execute(
+            sa.update(Upload)
+            .where(col(Upload.id) == upload.id)
+            .values(
+                completed_at=utcnow(),
+                committed_offset=upload.length if error is None else upload.committed_offset,
+                error=None if error is None else error.message[:500],
+            )
+        )
+        session.commit()
+
+
+def _refuse_early(engine: sa.Engine, upload: Upload, part: Path, exc: AppError) -> None:
+    part.unlink(missing_ok=True)
+    _close(engine, upload, exc)
+
+
+def _hash_prefix(f: BinaryIO, size: int) -> Any:
+    """SHA-256 of the first ``size`` bytes, so a PATCH that completes the file hashes only its own bytes."""
+    digest = hashlib.sha256()
+    f.seek(0)
+    left = size
+    while left > 0 and (chunk := f.read(min(left, 2**20))):
+        digest.update(chunk)
+        left -= len(chunk)
+    f.seek(size)
+    return digest
+
+
+def _commit(engine: sa.Engine, upload_id: uuid.UUID, spool: Spool, offset: int, settings: Settings) -> None:
+    """fsync the bytes, then record them as committed (never the other way round)."""
+    spool.sync()
+    _record(engine, upload_id, offset, settings)
+
+
+def _record(engine: sa.Engine, upload_id: uuid.UUID, offset: int, settings: Settings) -> None:
+    """Record ``offset`` as committed: only ever called once those bytes are fsynced."""
+    with Session(engine) as session:
+        session.execute(
+            sa.update(Upload)
+            .where(col(Upload.id) == upload_id)
+            .values(
+                committed_offset=offset, expires_at=utcnow() + timedelta(hours=settings.upload_expiry_hours)
+            )
+        )
+        session.commit()
+
+
+@dataclass
+class _Received:
+    written: int
+    overflow: bool = False
+    disconnected: bool = False
+
+
+async def _receive(
+    request: Request, spool: Spool, upload: Upload, start: int, checkpoints: bool, settings: Settings
+) -> _Received:
+    """Append the body through the spool; without a checksum to verify, commit every CHECKPOINT bytes."""
+    engine = request.app.state.engine
+    got, committed, last = _Received(written=start), start, time.monotonic()
+    try:
+        async for chunk in request.stream():
+            if got.written == 0 and looks_like_image(chunk) and upload.length > settings.max_image_bytes:
+                # A photo over the image limit: say so now, not after the phone sent it all.
+                raise TooLarge(
+                    f"Image files may be at most {settings.max_image_bytes // 2**20} MB.",
+                    details={"limit": settings.max_image_bytes, "size": upload.length},
+                )
+            room = upload.length - got.written
+            if len(chunk) > room:
+                chunk, got.overflow = chunk[:room], True
+            spool.put(chunk)
+            got.written += len(chunk)
+            await spool.relieve()
+            now = time.monotonic()
+            if checkpoints and got.written - committed >= CHECKPOINT and now - last >= CHECKPOINT_SECONDS:
+                spool.checkpoint(partial(_record, engine, upload.id, got.written, settings))
+                committed, last = got.written, now
+            if got.overflow:
+                break
+    except ClientDisconnect:
+        got.disconnected = True
+    return got
+
+
+@router.patch(
+    "/{upload_id}",
+    status_code=204,
+    dependencies=[TusVersion],
+    responses=answers(400, 401, 404, 409, 410, 412, 413, 415, 422, 423, 460, 507),
+)
+async def append_to_upload(
+    upload_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    store: StoreDep,
+    background: BackgroundTasks,
+    upload_offset: Annotated[str | None, Header()] = None,
+    upload_checksum: Annotated[str | None, Header()] = None,
+    content_type: Annotated[str | None, Header()] = None,
+    content_length: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Append bytes at `Upload-Offset` (which must equal the server's offset). With
+    `Upload-Checksum`, the bytes are kept only if they match. The last byte turns the upload into
+    a material: the answer is then 415/413/422 if its content is refused."""
+    session.close()  # no database transaction (on SQLite: the write lock) held while bytes stream
+    settings, engine = _settings(request), request.app.state.engine
+    if content_type != OFFSET_TYPE:
+        raise Unsupported(f"PATCH needs Content-Type: {OFFSET_TYPE}.", code="tus_content_type")
+    if upload_offset is None or not upload_offset.isdigit():
+        raise BadRequest("Send Upload-Offset.", code="upload_offset")
+    checksum = parse_checksum(upload_checksum)
+    upload = await run_in_threadpool(_start, engine, upload_id, user, settings)
+    headers = {"Fieldbook-Material-Id": str(upload.material_id)}
+    if upload.completed_at is not None:
+        if int(upload_offset) == upload.length:
+            return Response(status_code=204, headers={"Upload-Offset": str(upload.length), **headers})
+        raise Conflict("This upload is already complete.", code="upload_complete")
+    part = _part_path(settings, upload.id)
+    try:
+        f = open(part, "r+b")  # noqa: SIM115,ASYNC230 - closed below; opening is not a slow call
+    except FileNotFoundError:
+        raise Gone("The partial upload was removed; start a new one.", code="upload_expired") from None
+    spool: Spool | None = None
+    try:
+        lock(f)
+        upload = await run_in_threadpool(_start, engine, upload_id, user, settings)  # under the lock
+        start = upload.committed_offset
+        if int(upload_offset) != start:
+            raise Conflict(
+                f"Upload-Offset must be {start}, the bytes the server holds.",
+                code="offset_mismatch",
+                headers={"Upload-Offset": str(start)},
+            )
+        f.truncate(start)  # bytes written after the last fsync of a killed server are not trusted
+        hashers: list[Any] = [checksum[0]] if checksum else []
+        whole = None
+        if (
+            content_length is not None
+            and content_length.isdigit()
+            and int(content_length) == upload.length - start
+        ):
+            whole = await run_in_threadpool(_hash_prefix, f, start)  # this PATCH should finish the file
+            hashers.append(whole)
+        f.seek(start)
+        spool = Spool(f, hashers)
+        try:
+            got = await _receive(
+                request, spool, upload, start, checkpoints=checksum is None, settings=settings
+            )
+        except TooLarge as exc:
+            await run_in_threadpool(_refuse_early, engine, upload, part, exc)
+            raise
+        await run_in_threadpool(spool.sync)  # every byte hashed and on disk before any verdict
+        if checksum is not None and (got.disconnected or checksum[0].digest() != checksum[1]):
+            f.truncate(start)
+            await run_in_threadpool(_commit, engine, upload.id, spool, start, settings)
+            if got.disconnected:
+                return Response(status_code=400)  # nobody is listening
+            raise ChecksumMismatch()
+        await run_in_threadpool(_commit, engine, upload.id, spool, got.written, settings)
+        if got.overflow:
+            raise BadRequest(
+                "More bytes than Upload-Length were sent; the extra bytes were dropped.",
+                code="upload_overflow",
+                headers={"Upload-Offset": str(got.written)},
+            )
+        headers["Upload-Offset"] = str(got.written)
+        if got.disconnected or got.written < upload.length:
+            return Response(status_code=204, headers={**headers, **_expires(upload)})
+        digest = whole.hexdigest() if whole is not None and not got.disconnected else None
+        text_status = await run_in_threadpool(_finish, engine, settings, store, upload, part, digest)
+    finally:
+        if spool is not None:
+            await run_in_threadpool(spool.close)
+        f.close()
+    if text_status == "pending":
+        background.add_task(drain, engine, store)
+    return Response(status_code=204, headers=headers)

@@ -1,4 +1,4 @@
-"""search (placeholder: filled by the search work)
+"""search: the index task queue (written in the same transaction as each indexed record)
 
 Revision ID: 0003
 Revises: 0002
@@ -20,8 +20,15 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "search_task",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("doc_type", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("doc_id", sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
+        sa.Column("created_at", api.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_search_task")),
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table("search_task")

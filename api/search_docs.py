@@ -1,0 +1,124 @@
+"""The narrow interface between the rest of Fieldbook and search. No Whoosh here.
+
+Writers call :func:`record_index_task` in the same transaction as their change; the indexer
+(``api.search_indexer``) later reads the record back through its :class:`Source` and updates
+the index. An area that wants its records found (materials, insights, actions) does two things:
+
+1. at import time, ``register_source(Source(doc_type="material", load=..., iter_all=...))``,
+   where ``load(session, ids)`` answers a :class:`SearchDoc` for each id that should be in the
+   index (absent or ``None``: deleted, remove it) and ``iter_all(session)`` yields every live
+   record in batches (for ``fieldbook reindex`` and ``fieldbook check``);
+2. in each write path, before its commit, ``record_index_task(session, "material", material.id)``.
+
+A replacement backend (PostgreSQL full text, OpenSearch) only needs to consume the same tasks
+and sources; nothing outside the ``search*`` modules changes.
+"""
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, Session, SQLModel
+
+from api.db import UTCDateTime, utcnow
+
+
+class SearchTask(SQLModel, table=True):
+    """A record whose index entry must be brought up to date (written with the record)."""
+
+    __tablename__ = "search_task"
+
+    id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    )
+    doc_type: str = Field(max_length=16)
+    doc_id: str = Field(max_length=120)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+@dataclass(frozen=True)
+class SearchDoc:
+    """What the index knows about one record. ``texts`` are the searchable parts, in display
+    order (e.g. ``{"text": ..., "quote": ...}``); everything else filters, facets and sorts."""
+
+    doc_type: str
+    doc_id: str
+    stint_id: uuid.UUID
+    texts: Mapping[str, str]
+    at: datetime  # when it happened: newest-first sorts on this
+    day: date | None = None
+    kind: str | None = None
+    tags: Sequence[str] = ()
+    author_id: uuid.UUID | None = None
+    dimension: str | None = None
+    hypothesis_ids: Sequence[uuid.UUID] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)  # shown with the hit, not searched
+
+    @property
+    def key(self) -> str:
+        return f"{self.doc_type}:{self.doc_id}"
+
+    def fingerprint(self) -> str:
+        """Changes whenever anything the index holds for this record changes (``fieldbook check``)."""
+        body = {
+            "texts": dict(self.texts),
+            "at": self.at.isoformat(),
+            "day": self.day.isoformat() if self.day else None,
+            "kind": self.kind,
+            "tags": sorted(self.tags),
+            "author": str(self.author_id) if self.author_id else None,
+            "dimension": self.dimension,
+            "hypotheses": sorted(str(h) for h in self.hypothesis_ids),
+            "stint": str(self.stint_id),
+            "extra": dict(self.extra),
+        }
+        raw = json.dumps(body, sort_keys=True, ensure_ascii=False, default=str)
+        return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+Loader = Callable[[Session, Sequence[str]], Mapping[str, SearchDoc | None]]
+AllLoader = Callable[[Session], Iterator[list[SearchDoc]]]
+Counter = Callable[[Session], int]
+
+
+@dataclass(frozen=True)
+class Source:
+    doc_type: str
+    load: Loader
+    iter_all: AllLoader
+    count: Counter
+
+
+_SOURCES: dict[str, Source] = {}
+
+
+def register_source(source: Source) -> None:
+    if len(source.doc_type) > 16:
+        raise ValueError("doc_type has at most 16 characters")
+    _SOURCES[source.doc_type] = source
+
+
+def sources() -> list[Source]:
+    return list(_SOURCES.values())
+
+
+def source(doc_type: str) -> Source | None:
+    return _SOURCES.get(doc_type)
+
+
+def record_index_task(session: Session, doc_type: str, doc_id: uuid.UUID | str) -> None:
+    """Queue ``doc_type``/``doc_id`` for (re)indexing in the caller's transaction: it is
+    applied after the caller commits, and never if the caller rolls back."""
+    session.add(SearchTask(doc_type=doc_type, doc_id=str(doc_id)))
+    session.info["search_tasks_added"] = True
+
+
+def record_index_tasks(session: Session, doc_type: str, doc_ids: Iterable[uuid.UUID | str]) -> None:
+    for doc_id in doc_ids:
+        record_index_task(session, doc_type, doc_id)

@@ -1,0 +1,264 @@
+"""Keeping the index in step with the database: exactly one writer at a time.
+
+Every web worker process runs one :class:`Indexer` thread. A cycle takes the indexer file lock
+without waiting; whoever holds it drains the ``search_task`` queue in batches (read the records
+back through their sources, apply them to Whoosh in one commit, then delete exactly the tasks it
+read). Several uvicorn workers are therefore safe, and a write is never lost: its task stays in
+the database until an index commit covers it. ``fieldbook reindex`` and the self-repair of a
+lost or corrupt index hold the same lock while they build a fresh index beside the live one,
+swap it in, then drain what was queued meanwhile; readers keep using the old index until the swap.
+"""
+
+import contextlib
+import fcntl
+import logging
+import os
+import threading
+import time
+import weakref
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Session as OrmSession
+from sqlmodel import Session, col, select
+
+from api.search_docs import SearchDoc, SearchTask, source, sources
+from api.search_index import IndexStore
+
+log = logging.getLogger("fieldbook.search")
+
+BATCH = 500
+POLL_SECONDS = 0.2
+_INDEXERS: "weakref.WeakSet[Indexer]" = weakref.WeakSet()
+
+
+@contextlib.contextmanager
+def indexer_lock(path: Path, wait_seconds: float = 0.0) -> Iterator[bool]:
+    """The single-writer lock (an ``flock`` on a file beside the index: local disks only)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                got = True
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    got = False
+                    break
+                time.sleep(0.05)
+        yield got
+    finally:
+        os.close(fd)  # releases the lock
+
+
+@event.listens_for(OrmSession, "after_commit")
+def _wake_after_commit(session: OrmSession) -> None:
+    if session.info.pop("search_tasks_added", False):
+        for indexer in list(_INDEXERS):
+            indexer.wake()
+
+
+@event.listens_for(OrmSession, "after_rollback")
+def _forget_after_rollback(session: OrmSession) -> None:
+    session.info.pop("search_tasks_added", None)
+
+
+class Indexer:
+    def __init__(self, store: IndexStore, engine: sa.Engine, poll_seconds: float = POLL_SECONDS) -> None:
+        self.store = store
+        self.engine = engine
+        self.poll_seconds = poll_seconds
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # lifecycle (one per web process)
+
+    def start(self) -> None:
+        """Make sure an index exists (an empty database gets an empty index at once), then
+        drain in the background."""
+        with indexer_lock(self.store.lock_path, wait_seconds=5) as got:
+            if got and self.store.needs_rebuild():
+                if self._record_count() == 0:
+                    self.rebuild_locked()
+                else:
+                    self.store.request_rebuild()  # the thread rebuilds; search answers 503 until then
+        _INDEXERS.add(self)
+        self._thread = threading.Thread(target=self._run, name="fieldbook-indexer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        _INDEXERS.discard(self)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                self.cycle()
+                failures = 0
+            except Exception:
+                failures += 1
+                log.exception("search indexer cycle failed (%d in a row)", failures)
+                self._stop.wait(min(30.0, 0.5 * 2**failures))
+            self._wake.wait(self.poll_seconds)
+
+    def cycle(self) -> int:
+        """One turn: rebuild if asked to, else apply queued tasks. Answers how many were applied."""
+        with indexer_lock(self.store.lock_path) as got:
+            if not got:
+                return 0
+            if self.store.marker.exists() or self.store.current_dir() is None:
+                log.warning("search index missing or unreadable: rebuilding from the database")
+                self.rebuild_locked()
+                return 0
+            return self.drain_locked()
+
+    # work, with the lock held
+
+    def drain_locked(self) -> int:
+        applied = 0
+        while not self._stop.is_set():
+            with Session(self.engine, expire_on_commit=False) as session:
+                tasks = session.exec(select(SearchTask).order_by(col(SearchTask.id)).limit(BATCH)).all()
+                if not tasks:
+                    break
+                upserts, deletes = _resolve(session, tasks)
+                session.commit()  # end the read transaction before the (slow) index commit
+            try:
+                self.store.apply(upserts, deletes)
+            except Exception:
+                self.store.request_rebuild()
+                raise
+            with Session(self.engine) as session:
+                session.execute(sa.delete(SearchTask).where(col(SearchTask.id).in_([t.id for t in tasks])))
+                session.commit()
+            applied += len(tasks)
+            if len(tasks) < BATCH:
+                break
+        return applied
+
+    def rebuild_locked(self, progress: Callable[[int], None] | None = None) -> int:
+        """Build a new index from the database, swap it in, then apply what was queued meanwhile."""
+        counter = [0]
+
+        def batches() -> Iterator[list[SearchDoc]]:
+            with Session(self.engine, expire_on_commit=False) as session:
+                for src in sources():
+                    for batch in src.iter_all(session):
+                        session.commit()  # short transactions: SQLite writers are not held up
+                        counter[0] += len(batch)
+                        yield batch
+
+        path = self.store.build(batches(), progress)
+        self.store.swap(path)
+        self.drain_locked()
+        return counter[0]
+
+    def _record_count(self) -> int:
+        with Session(self.engine) as session:
+            return sum(src.count(session) for src in sources())
+
+    def record_count(self) -> int:
+        return self._record_count()
+
+
+def _resolve(session: Session, tasks: Sequence[SearchTask]) -> tuple[list[SearchDoc], list[str]]:
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for task in tasks:
+        wanted[task.doc_type].add(task.doc_id)
+    upserts: list[SearchDoc] = []
+    deletes: list[str] = []
+    for doc_type, ids in wanted.items():
+        src = source(doc_type)
+        if src is None:
+            log.warning("search task for unknown type %r dropped", doc_type)
+            continue
+        found = src.load(session, sorted(ids))
+        for doc_id in sorted(ids):
+            doc = found.get(doc_id)
+            if doc is None:
+                deletes.append(f"{doc_type}:{doc_id}")
+            else:
+                upserts.append(doc)
+    return upserts, deletes
+
+
+@dataclass
+class CheckReport:
+    indexed: int = 0
+    in_database: int = 0
+    pending_tasks: int = 0
+    missing: list[str] = field(default_factory=list)  # in the database, not in the index
+    stale: list[str] = field(default_factory=list)  # indexed content differs from the database
+    extra: list[str] = field(default_factory=list)  # in the index, gone from the database
+    in_flight: int = 0  # differences explained by tasks not yet applied
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.stale or self.extra)
+
+    def lines(self, examples: int = 5) -> list[str]:
+        out = [
+            f"search: {self.in_database} record(s) in the database, {self.indexed} in the index, "
+            f"{self.pending_tasks} task(s) queued ({self.in_flight} difference(s) explained by them)"
+        ]
+        for name, keys in (
+            ("missing from the index", self.missing),
+            ("indexed with outdated content", self.stale),
+            ("in the index but gone from the database", self.extra),
+        ):
+            if keys:
+                shown = ", ".join(keys[:examples]) + (" …" if len(keys) > examples else "")
+                out.append(f"search: {len(keys)} {name}: {shown}")
+        return out
+
+
+def store_for(data_dir: Path) -> IndexStore:
+    return IndexStore(data_dir / "search")
+
+
+def check(store: IndexStore, engine: sa.Engine) -> CheckReport:
+    """Compare every record the sources know with what the index holds."""
+    report = CheckReport()
+    indexed = store.stored_fingerprints()
+    report.indexed = len(indexed)
+    with Session(engine, expire_on_commit=False) as session:
+        pending = {
+            f"{t}:{i}"
+            for t, i in session.execute(sa.select(col(SearchTask.doc_type), col(SearchTask.doc_id)))
+        }
+        report.pending_tasks = len(pending)
+        for src in sources():
+            for batch in src.iter_all(session):
+                session.commit()
+                for doc in batch:
+                    report.in_database += 1
+                    fp = indexed.pop(doc.key, None)
+                    if fp == doc.fingerprint():
+                        continue
+                    if doc.key in pending:
+                        report.in_flight += 1
+                    elif fp is None:
+                        report.missing.append(doc.key)
+                    else:
+                        report.stale.append(doc.key)
+    for key in indexed:
+        if key in pending:
+            report.in_flight += 1
+        else:
+            report.extra.append(key)
+    return report

@@ -1,0 +1,273 @@
+"""What the index holds for observations and daily summaries (other areas register their own
+sources, see ``api.search_docs``)."""
+
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from api.debrief_models import Action, Insight
+from api.material_tables import Material
+from api.models import DailySummary, Observation, ObservationHypothesis, ObservationTag
+from api.search_docs import SearchDoc, Source, register_source
+
+BATCH = 1000
+
+
+def _uuids(ids: Sequence[str]) -> list[uuid.UUID]:
+    out = []
+    for raw in ids:
+        try:
+            out.append(uuid.UUID(raw))
+        except ValueError:
+            continue
+    return out
+
+
+def _observation_docs(session: Session, rows: Sequence[Observation]) -> list[SearchDoc]:
+    ids = [o.id for o in rows]
+    tags: dict[uuid.UUID, list[str]] = defaultdict(list)
+    hyps: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+    if ids:
+        for oid, tag in session.execute(
+            sa.select(col(ObservationTag.observation_id), col(ObservationTag.tag)).where(
+                col(ObservationTag.observation_id).in_(ids)
+            )
+        ):
+            tags[oid].append(tag)
+        for oid, hid in session.execute(
+            sa.select(
+                col(ObservationHypothesis.observation_id), col(ObservationHypothesis.hypothesis_id)
+            ).where(col(ObservationHypothesis.observation_id).in_(ids))
+        ):
+            hyps[oid].append(hid)
+    return [
+        SearchDoc(
+            doc_type="observation",
+            doc_id=str(o.id),
+            stint_id=o.stint_id,
+            texts={"text": o.text, "quote": o.quote or "", "speaker_role": o.speaker_role or ""},
+            at=o.observed_at,
+            day=o.day,
+            kind=o.kind,
+            tags=sorted(tags[o.id]),
+            author_id=o.author_id,
+            dimension=o.dimension,
+            hypothesis_ids=sorted(hyps[o.id], key=str),
+        )
+        for o in rows
+    ]
+
+
+def _load_observations(session: Session, ids: Sequence[str]) -> Mapping[str, SearchDoc | None]:
+    rows = session.exec(
+        select(Observation).where(col(Observation.id).in_(_uuids(ids)), col(Observation.deleted_at).is_(None))
+    ).all()
+    return {doc.doc_id: doc for doc in _observation_docs(session, rows)}
+
+
+def _all_observations(session: Session) -> Iterator[list[SearchDoc]]:
+    after: uuid.UUID | None = None
+    while True:
+        stmt = select(Observation).where(col(Observation.deleted_at).is_(None))
+        if after is not None:
+            stmt = stmt.where(col(Observation.id) > after)
+        rows = session.exec(stmt.order_by(col(Observation.id)).limit(BATCH)).all()
+        if not rows:
+            return
+        yield _observation_docs(session, rows)
+        after = rows[-1].id
+
+
+def _count_observations(session: Session) -> int:
+    count: int = session.execute(
+        sa.select(sa.func.count()).select_from(Observation).where(col(Observation.deleted_at).is_(None))
+    ).scalar_one()
+    return count
+
+
+def summary_doc_id(stint_id: uuid.UUID, author_id: uuid.UUID, day: date) -> str:
+    return f"{stint_id}:{author_id}:{day.isoformat()}"
+
+
+def _summary_doc(s: DailySummary) -> SearchDoc:
+    return SearchDoc(
+        doc_type="day",
+        doc_id=summary_doc_id(s.stint_id, s.author_id, s.day),
+        stint_id=s.stint_id,
+        texts={"summary": s.summary},
+        at=datetime.combine(s.day, time(23, 59, 59), tzinfo=UTC),
+        day=s.day,
+        author_id=s.author_id,
+    )
+
+
+def _load_summaries(session: Session, ids: Sequence[str]) -> Mapping[str, SearchDoc | None]:
+    out: dict[str, SearchDoc | None] = {}
+    for raw in ids:
+        try:
+            stint, author, day = raw.split(":")
+            key = (uuid.UUID(stint), uuid.UUID(author), date.fromisoformat(day))
+        except ValueError:
+            continue
+        summary = session.get(DailySummary, key)
+        if summary is not None and summary.summary.strip():
+            out[raw] = _summary_doc(summary)
+    return out
+
+
+def _all_summaries(session: Session) -> Iterator[list[SearchDoc]]:
+    offset = 0
+    while True:
+        rows = session.exec(
+            select(DailySummary)
+            .order_by(col(DailySummary.stint_id), col(DailySummary.author_id), col(DailySummary.day))
+            .offset(offset)
+            .limit(BATCH)
+        ).all()
+        if not rows:
+            return
+        yield [_summary_doc(s) for s in rows if s.summary.strip()]
+        offset += len(rows)
+
+
+def _count_summaries(session: Session) -> int:
+    count: int = session.execute(sa.select(sa.func.count()).select_from(DailySummary)).scalar_one()
+    return count
+
+
+register_source(Source("observation", _load_observations, _all_observations, _count_observations))
+register_source(Source("day", _load_summaries, _all_summaries, _count_summaries))
+
+
+# --- materials (素材): caption, file name and extracted text ------------------------------
+
+
+def _material_docs(rows: Sequence[Material]) -> list[SearchDoc]:
+    return [
+        SearchDoc(
+            doc_type="material",
+            doc_id=str(m.id),
+            stint_id=m.stint_id,
+            texts={
+                "caption": m.caption or "",
+                "filename": m.filename,
+                "extracted_text": m.extracted_text or "",
+            },
+            at=m.created_at,
+            day=m.created_at.date(),
+            kind=None,
+            author_id=m.uploaded_by,
+            extra={
+                "content_type": m.content_type,
+                "material_kind": m.kind,
+                "observation_id": m.observation_id,
+            },
+        )
+        for m in rows
+    ]
+
+
+def _load_materials(session: Session, ids: Sequence[str]) -> Mapping[str, SearchDoc | None]:
+    rows = session.exec(
+        select(Material).where(col(Material.id).in_(_uuids(ids)), col(Material.deleted_at).is_(None))
+    ).all()
+    return {doc.doc_id: doc for doc in _material_docs(rows)}
+
+
+def _all_materials(session: Session) -> Iterator[list[SearchDoc]]:
+    after: uuid.UUID | None = None
+    while True:
+        stmt = select(Material).where(col(Material.deleted_at).is_(None))
+        if after is not None:
+            stmt = stmt.where(col(Material.id) > after)
+        rows = session.exec(stmt.order_by(col(Material.id)).limit(BATCH)).all()
+        if not rows:
+            return
+        yield _material_docs(rows)
+        after = rows[-1].id
+
+
+def _count_materials(session: Session) -> int:
+    count: int = session.execute(
+        sa.select(sa.func.count()).select_from(Material).where(col(Material.deleted_at).is_(None))
+    ).scalar_one()
+    return count
+
+
+register_source(Source("material", _load_materials, _all_materials, _count_materials))
+
+
+# --- insights (洞见) and improvement actions (改善行动) --------------------------------------
+
+
+def _insight_docs(rows: Sequence[Insight]) -> list[SearchDoc]:
+    return [
+        SearchDoc(
+            doc_type="insight",
+            doc_id=str(i.id),
+            stint_id=i.stint_id,
+            texts={"title": i.title, "statement": i.statement},
+            at=i.created_at,
+            day=i.created_at.date(),
+            author_id=i.created_by,
+        )
+        for i in rows
+    ]
+
+
+def _action_docs(rows: Sequence[Action]) -> list[SearchDoc]:
+    return [
+        SearchDoc(
+            doc_type="action",
+            doc_id=str(a.id),
+            stint_id=a.stint_id,
+            texts={
+                "title": a.title,
+                "description": a.description or "",
+                "progress_note": a.progress_note or "",
+            },
+            at=a.created_at,
+            day=a.created_at.date(),
+            author_id=a.created_by,
+        )
+        for a in rows
+    ]
+
+
+def _simple_source(doc_type: str, table: Any, to_docs: Callable[[Sequence[Any]], list[SearchDoc]]) -> Source:
+    """A source for a table with a UUID ``id`` and a ``deleted_at`` tombstone."""
+
+    def load(session: Session, ids: Sequence[str]) -> Mapping[str, SearchDoc | None]:
+        rows = session.exec(
+            select(table).where(col(table.id).in_(_uuids(ids)), col(table.deleted_at).is_(None))
+        ).all()
+        return {doc.doc_id: doc for doc in to_docs(rows)}
+
+    def iter_all(session: Session) -> Iterator[list[SearchDoc]]:
+        after: uuid.UUID | None = None
+        while True:
+            stmt = select(table).where(col(table.deleted_at).is_(None))
+            if after is not None:
+                stmt = stmt.where(col(table.id) > after)
+            rows = session.exec(stmt.order_by(col(table.id)).limit(BATCH)).all()
+            if not rows:
+                return
+            yield to_docs(rows)
+            after = rows[-1].id
+
+    def count(session: Session) -> int:
+        n: int = session.execute(
+            sa.select(sa.func.count()).select_from(table).where(col(table.deleted_at).is_(None))
+        ).scalar_one()
+        return n
+
+    return Source(doc_type, load, iter_all, count)
+
+
+register_source(_simple_source("insight", Insight, _insight_docs))
+register_source(_simple_source("action", Action, _action_docs))

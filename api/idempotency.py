@@ -1,0 +1,148 @@
+"""``Idempotency-Key`` (IETF httpapi draft): a retried request gets the first answer back.
+
+Missing key: 400. Same key, other body: 422. Same key while the first is still running: 409.
+Same key and body after it finished: the stored answer, replayed. Keys are kept 30 days, since a
+phone may retry a sync made at a customer site weeks later.
+
+The claim is committed on its own before the work starts, so a concurrent retry sees it; the stored
+answer is written in the same transaction as the work, so an answer exists exactly when the work
+was committed. A claim whose worker died is taken over after ``CLAIM_TIMEOUT``."""
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, Session, SQLModel, col
+
+import api.models  # noqa: F401  (sets the constraint naming convention before these tables)
+from api.db import UTCDateTime, utcnow
+from api.errors import BadRequest, Conflict, Invalid
+
+KEEP_KEYS = timedelta(days=30)
+CLAIM_TIMEOUT = timedelta(minutes=5)
+MAX_KEY_LENGTH = 255
+
+
+class IdempotencyKey(SQLModel, table=True):
+    __tablename__ = "idempotency_key"
+
+    user_id: uuid.UUID = Field(foreign_key="user_account.id", primary_key=True, ondelete="CASCADE")
+    key: str = Field(primary_key=True, max_length=MAX_KEY_LENGTH)
+    endpoint: str = Field(max_length=100)
+    request_hash: str = Field(max_length=64)
+    # None while the first request is running.
+    status_code: int | None = None
+    response: str | None = Field(default=None, sa_type=sa.Text)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False, index=True)
+    )
+    claimed_until: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=True))
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    status_code: int
+    body: Any
+
+
+def fingerprint(payload: Any) -> str:
+    """The same JSON body whatever its key order or spacing."""
+    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_key(key: str | None) -> str:
+    if key is None or not key.strip():
+        raise BadRequest(
+            "Send an Idempotency-Key header (a new random value per batch, the same one on every retry).",
+            code="idempotency_key_missing",
+        )
+    key = key.strip()
+    if len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise BadRequest(
+            f"The Idempotency-Key is at most {MAX_KEY_LENGTH} printable characters.",
+            code="idempotency_key_invalid",
+        )
+    return key
+
+
+def claim(
+    session: Session, user_id: uuid.UUID, key: str, endpoint: str, request_hash: str
+) -> StoredAnswer | None:
+    """Claim the key for this request and commit. Returns the stored answer of a finished request
+    with this key; raises 422 (other body) or 409 (still running)."""
+    now = utcnow()
+    session.execute(sa.delete(IdempotencyKey).where(col(IdempotencyKey.created_at) < now - KEEP_KEYS))
+    row = session.get(IdempotencyKey, (user_id, key))
+    if row is None:
+        session.add(
+            IdempotencyKey(
+                user_id=user_id,
+                key=key,
+                endpoint=endpoint,
+                request_hash=request_hash,
+                created_at=now,
+                claimed_until=now + CLAIM_TIMEOUT,
+            )
+        )
+        try:
+            session.commit()
+        except sa.exc.IntegrityError:
+            # A concurrent request with the same key claimed it first (PostgreSQL).
+            session.rollback()
+            row = session.get(IdempotencyKey, (user_id, key), populate_existing=True)
+            if row is None:
+                raise
+        else:
+            return None
+    if row.endpoint != endpoint or row.request_hash != request_hash:
+        session.rollback()
+        raise Invalid(
+            "This Idempotency-Key was already used for another request; use a new key for a new batch.",
+            code="idempotency_key_reused",
+        )
+    if row.status_code is not None and row.response is not None:
+        session.rollback()
+        return StoredAnswer(row.status_code, json.loads(row.response))
+    if row.claimed_until is not None and row.claimed_until > now:
+        session.rollback()
+        raise Conflict(
+            "The first request with this Idempotency-Key is still being processed; retry shortly.",
+            code="idempotency_key_in_use",
+            headers={"Retry-After": "2"},
+        )
+    # The first attempt died without committing any work: this retry takes over.
+    row.claimed_until = now + CLAIM_TIMEOUT
+    session.add(row)
+    session.commit()
+    return None
+
+
+def complete(session: Session, user_id: uuid.UUID, key: str, status_code: int, body: Any) -> None:
+    """Store the answer in the caller's transaction, the one holding the work."""
+    session.execute(
+        sa.update(IdempotencyKey)
+        .where(col(IdempotencyKey.user_id) == user_id, col(IdempotencyKey.key) == key)
+        .values(
+            status_code=status_code,
+            response=json.dumps(body, ensure_ascii=False),
+            claimed_until=None,
+        )
+    )
+
+
+def release(session: Session, user_id: uuid.UUID, key: str) -> None:
+    """The work failed and was rolled back: free the key so a retry runs at once."""
+    session.rollback()
+    session.execute(
+        sa.delete(IdempotencyKey).where(
+            col(IdempotencyKey.user_id) == user_id,
+            col(IdempotencyKey.key) == key,
+            col(IdempotencyKey.status_code).is_(None),
+        )
+    )
+    session.commit()

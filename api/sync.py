@@ -1,0 +1,327 @@
+"""``POST /api/sync/push``: a phone's outbox, applied op by op.
+
+Every op gets its own result; one bad op does not sink the batch. An op already applied (same
+``op_id``, also from an earlier batch) answers ``duplicate`` with its first result. The whole
+request is idempotent under its ``Idempotency-Key`` (see ``api.idempotency``).
+
+The batch first runs without savepoints, consecutive creates inserted together; ops are checked
+before anything is written, so a rejected op leaves nothing behind. Should the database still refuse
+a write (a concurrent push of the same record on PostgreSQL), the batch is rolled back and run again
+op by op, each in its own savepoint."""
+
+import contextlib
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Header
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
+from sqlmodel import Field as SQLField
+from sqlmodel import Session, SQLModel, col, select
+
+import api.models  # noqa: F401  (sets the constraint naming convention before these tables)
+from api import idempotency
+from api.auth import CurrentUser
+from api.changelog import pending_mark, pending_restore, purge_tombstones
+from api.db import SessionDep, UTCDateTime, utcnow
+from api.errors import AppError, Invalid, responses
+from api.models import User
+from api.sync_ops import Batch, FieldChange, OpIn, OpType, Outcome, apply, invalid, refuse
+
+router = APIRouter(prefix="/api/sync", tags=["sync"])
+
+MAX_OPS = 1000
+_ENDPOINT = "POST /api/sync/push"
+
+
+class SyncOp(SQLModel, table=True):
+    """An op applied for a user, by ``op_id``: a re-sent op answers ``duplicate``. Kept as long as
+    Idempotency-Keys are."""
+
+    __tablename__ = "sync_op"
+
+    user_id: uuid.UUID = SQLField(foreign_key="user_account.id", primary_key=True, ondelete="CASCADE")
+    op_id: str = SQLField(primary_key=True, max_length=100)
+    op_hash: str = SQLField(max_length=64)
+    # applied, or conflict: a refused op stays refused; the device resolves with a new op.
+    status: str = SQLField(max_length=16)
+    version: int | None = None
+    deleted: bool = False
+    created_at: datetime = SQLField(
+        default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False, index=True)
+    )
+
+
+# Core inserts: no ORM bookkeeping for a thousand rows.
+_SYNC_OP: sa.Table = SyncOp.__table__  # type: ignore[attr-defined]
+
+
+class PushIn(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    ops: list[Any] = Field(
+        max_length=MAX_OPS,
+        description="Each: {op_id, type: observation/daily_summary/hypothesis_link, id, "
+        "op: upsert/delete, base_version, data}; each is checked on its own",
+    )
+
+
+class OpError(BaseModel):
+    status: int = Field(description="The HTTP status the REST API answers with for this error")
+    code: str
+    message: str
+    details: Any = None
+
+
+class OpResult(BaseModel):
+    index: int
+    op_id: str | None
+    status: Literal["applied", "duplicate", "conflict", "rejected"]
+    version: int | None = None
+    deleted: bool | None = None
+    current: dict[str, Any] | None = Field(default=None, description="conflict: the server's copy")
+    mine: dict[str, Any] | None = Field(default=None, description="conflict: what you sent")
+    changes: list[FieldChange] | None = Field(default=None, description="conflict: fields that differ")
+    error: OpError | None = None
+
+
+class PushOut(BaseModel):
+    results: list[OpResult]
+
+
+def _op_hash(raw: dict[str, Any]) -> str:
+    canonical = json.dumps(raw, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+Result = dict[str, Any]  # an OpResult as JSON: built directly, a push answers a thousand of them
+
+
+def _answer(index: int, op_id: str | None, status: str, **fields: Any) -> Result:
+    return {
+        "index": index,
+        "op_id": op_id,
+        "status": status,
+        "version": None,
+        "deleted": None,
+        "current": None,
+        "mine": None,
+        "changes": None,
+        "error": None,
+        **fields,
+    }
+
+
+def _rejected(index: int, op_id: str | None, exc: AppError) -> Result:
+    error = OpError(status=exc.status_code, code=exc.code, message=exc.message, details=exc.details)
+    return _answer(index, op_id, "rejected", error=error.model_dump(mode="json"))
+
+
+def _result(index: int, op_id: str, outcome: Outcome) -> Result:
+    if outcome.status == "conflict":
+        return _answer(index, op_id, **outcome.model_dump(mode="json"))
+    return _answer(index, op_id, outcome.status, version=outcome.version, deleted=outcome.deleted)
+
+
+def _parse(raw_ops: list[Any]) -> list[OpIn | AppError]:
+    parsed: list[OpIn | AppError] = []
+    for raw in raw_ops:
+        try:
+            parsed.append(OpIn.model_validate(raw))
+        except ValidationError as exc:
+            parsed.append(invalid(exc, where="op"))
+    return parsed
+
+
+@dataclass(frozen=True)
+class _Done:
+    op_hash: str
+    status: str
+    version: int | None
+    deleted: bool
+
+
+def _run(session: Session, user: User, raw_ops: list[Any], *, careful: bool) -> list[Result]:
+    parsed = _parse(raw_ops)
+    ops = [op for op in parsed if isinstance(op, OpIn)]
+    done = {
+        r.op_id: _Done(r.op_hash, r.status, r.version, r.deleted)
+        for r in session.exec(
+            select(SyncOp).where(SyncOp.user_id == user.id, col(SyncOp.op_id).in_({op.op_id for op in ops}))
+        )
+    }
+    batch = Batch(session=session, user=user, now=utcnow(), careful=careful)
+    ids = set()
+    for op in ops:
+        if op.type in (OpType.observation, OpType.hypothesis_link):
+            with contextlib.suppress(ValueError):
+                ids.add(uuid.UUID(op.id))
+    batch.preload(ids)
+    results: list[Result] = []
+    records: list[dict[str, Any]] = []
+    # A record with a conflicting op: the batch's later ops on it were made on top of the refused one.
+    refused: set[tuple[OpType, str]] = set()
+    for index, (raw, parsed_op) in enumerate(zip(raw_ops, parsed, strict=True)):
+        if isinstance(parsed_op, AppError):
+            op_id = raw.get("op_id") if isinstance(raw, dict) else None
+            results.append(_rejected(index, op_id if isinstance(op_id, str) else None, parsed_op))
+            continue
+        op = parsed_op
+        op_hash = _op_hash(raw)
+        first = done.get(op.op_id)
+        if first is not None and (first.op_hash != op_hash or first.status == "applied"):
+            if first.op_hash != op_hash:
+                results.append(
+                    _rejected(
+                        index,
+                        op.op_id,
+                        Invalid(
+                            "This op_id was already used for another change; give each change its own op_id.",
+                            code="op_id_reused",
+                        ),
+                    )
+                )
+            else:
+                results.append(
+                    _answer(index, op.op_id, "duplicate", version=first.version, deleted=first.deleted)
+                )
+            continue
+        blocked = first is not None or (op.type is not OpType.hypothesis_link and (op.type, op.id) in refused)
+        result = _apply_one(batch, index, op, refuse if blocked else apply, careful=careful)
+        results.append(result)
+        if result["status"] == "conflict":
+            refused.add((op.type, op.id))
+        if result["status"] in ("applied", "conflict") and first is None:
+            record: dict[str, Any] = {
+                "user_id": user.id,
+                "op_id": op.op_id,
+                "op_hash": op_hash,
+                "status": result["status"],
+                "version": result["version"],
+                "deleted": bool(result["deleted"]),
+                "created_at": batch.now,
+            }
+            done[op.op_id] = _Done(op_hash, result["status"], result["version"], bool(result["deleted"]))
+            if careful:
+                # A concurrent push of the same op (another key) may have recorded it first.
+                with contextlib.suppress(sa.exc.IntegrityError), session.begin_nested():
+                    session.execute(sa.insert(_SYNC_OP), [record])
+            else:
+                records.append(record)
+    batch.flush()
+    if records:
+        session.execute(sa.insert(_SYNC_OP), records)
+    return results
+
+
+def _apply_one(
+    batch: Batch, index: int, op: OpIn, handler: Callable[[Batch, OpIn], Outcome], *, careful: bool
+) -> Result:
+    session = batch.session
+    if not careful:
+        try:
+            return _result(index, op.op_id, handler(batch, op))
+        except AppError as exc:
+            return _rejected(index, op.op_id, exc)
+    for attempt in (1, 2):
+        mark = pending_mark(session)
+        savepoint = session.begin_nested()
+        try:
+            outcome = handler(batch, op)
+            batch.flush()
+            savepoint.commit()
+            return _result(index, op.op_id, outcome)
+        except AppError as exc:
+            savepoint.rollback()
+            pending_restore(session, mark)
+            return _rejected(index, op.op_id, exc)
+        except sa.exc.IntegrityError:
+            # Someone else wrote this record at the same moment: look again, once.
+            savepoint.rollback()
+            pending_restore(session, mark)
+            batch.observations.clear()
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def run_batch(session: Session, user: User, raw_ops: list[Any]) -> list[Result]:
+    """Apply the ops in order, in the caller's transaction."""
+    mark = pending_mark(session)
+    attempt = session.begin_nested()
+    try:
+        results = _run(session, user, raw_ops, careful=False)
+        attempt.commit()
+        return results
+    except sa.exc.IntegrityError:
+        attempt.rollback()
+        pending_restore(session, mark)
+        session.expire_all()
+        return _run(session, user, raw_ops, careful=True)
+
+
+@router.post(
+    "/push",
+    response_model=PushOut,
+    responses={
+        **responses(400, 401, 409, 413, 422),
+        200: {
+            "model": PushOut,
+            "description": "A result per op; a replay carries `Idempotent-Replayed: true`",
+        },
+    },
+)
+def push(
+    body: PushIn,
+    session: SessionDep,
+    user: CurrentUser,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", description="New per batch, the same on every retry")
+    ] = None,
+) -> JSONResponse:
+    """Apply a device's changes. Each op answers applied, duplicate, conflict (with the server's copy,
+    yours, and the fields that differ: resolve by pushing against the server's version) or rejected
+    (with the REST API's error). Retry with the same Idempotency-Key until you get an answer."""
+    key = idempotency.check_key(idempotency_key)
+    payload = body.model_dump(mode="json")
+    stored = idempotency.claim(session, user.id, key, _ENDPOINT, idempotency.fingerprint(payload))
+    if stored is not None:
+        return JSONResponse(
+            stored.body, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"}
+        )
+    try:
+        answer = {"results": run_batch(session, user, body.ops)}
+        idempotency.complete(session, user.id, key, 200, answer)
+        session.commit()
+    except BaseException:
+        with contextlib.suppress(sa.exc.SQLAlchemyError):  # the claim then times out on its own
+            idempotency.release(session, user.id, key)
+        raise
+    _housekeeping(session)
+    return JSONResponse(answer)
+
+
+_HOUSEKEEPING_EVERY = timedelta(minutes=10)
+_last_housekeeping: list[datetime] = []
+
+
+def _housekeeping(session: Session) -> None:
+    """Forget op ids as old as the oldest keys kept, and purge tombstones past their retention:
+    after a push, at most every ten minutes per process (the deletes use indexes, but each is a
+    commit)."""
+    now = utcnow()
+    if _last_housekeeping and now - _last_housekeeping[0] < _HOUSEKEEPING_EVERY:
+        return
+    _last_housekeeping[:] = [now]
+    try:
+        session.execute(sa.delete(SyncOp).where(col(SyncOp.created_at) < utcnow() - idempotency.KEEP_KEYS))
+        purge_tombstones(session)
+        session.commit()
+    except sa.exc.OperationalError:
+        session.rollback()  # best effort: the next push tries again

@@ -1,0 +1,417 @@
+"""One pushed operation at a time: observations, daily summaries, hypothesis stance links.
+
+Each handler decides from the server's current copy and the op's ``base_version``: applied, duplicate
+(this change is already there), conflict (someone else changed the record since the device saw it:
+the server's copy comes back and nothing is overwritten), or it raises an ``AppError`` (rejected).
+The writes themselves are the same functions the REST routes use. Handlers raise before writing
+anything, so a rejected op leaves no trace even without a savepoint."""
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, Field, ValidationError
+from sqlmodel import Session, col, select
+
+from api.access import StintAccess, stint_access
+from api.changelog import ChangeType, logged_version
+from api.days import SummaryIn, delete_summary, save_summary, summary_key
+from api.errors import Forbidden, Gone, Invalid, NotFound
+from api.models import DailySummary, Hypothesis, Observation, ObservationHypothesis, Role, Stance, User
+from api.observations import (
+    HypothesisLink,
+    NewObservation,
+    ObservationCreate,
+    ObservationUpdate,
+    apply_update,
+    check_links,
+    insert_observations,
+    may_edit,
+    new_observation,
+    observations_out,
+    same_create,
+    write_version,
+)
+from api.sync_changes import parse_summary_key, summary_data
+from api.users import user_names
+
+
+class OpType(StrEnum):
+    observation = "observation"
+    daily_summary = "daily_summary"
+    hypothesis_link = "hypothesis_link"
+
+
+class OpIn(BaseModel):
+    """One change made on a device. ``base_version``: the version it was made against (null: a create)."""
+
+    model_config = {"extra": "forbid"}
+
+    op_id: str = Field(min_length=1, max_length=100, description="Unique per device and change")
+    type: OpType
+    id: str = Field(
+        min_length=1,
+        max_length=200,
+        description="observation: its UUID; daily_summary: {stint_id}:{author_id}:{YYYY-MM-DD}; "
+        "hypothesis_link: the observation's UUID",
+    )
+    op: Literal["upsert", "delete"]
+    base_version: int | None = Field(default=None, ge=0)
+    data: dict[str, Any] | None = None
+
+
+class FieldChange(BaseModel):
+    field: str
+    server: Any
+    yours: Any
+
+
+class Outcome(BaseModel):
+    status: Literal["applied", "duplicate", "conflict"]
+    version: int | None = None
+    deleted: bool = False
+    current: dict[str, Any] | None = None
+    mine: dict[str, Any] | None = None
+    changes: list[FieldChange] | None = None
+
+
+@dataclass
+class Batch:
+    """What one push knows while applying its ops in order: caches, and creates not yet inserted
+    (consecutive creates are inserted together)."""
+
+    session: Session
+    user: User
+    now: datetime
+    careful: bool
+    observations: dict[uuid.UUID, Observation | None] = field(default_factory=dict)
+    _access: dict[uuid.UUID, StintAccess | None] = field(default_factory=dict)
+    _hypotheses: dict[uuid.UUID, set[uuid.UUID]] = field(default_factory=dict)
+    _creates: dict[uuid.UUID, NewObservation] = field(default_factory=dict)
+
+    def preload(self, ids: set[uuid.UUID]) -> None:
+        ids = ids - self.observations.keys()
+        if not ids:
+            return
+        found = {o.id: o for o in self.session.exec(select(Observation).where(col(Observation.id).in_(ids)))}
+        for i in ids:
+            self.observations[i] = found.get(i)
+
+    def observation(self, obs_id: uuid.UUID) -> Observation | None:
+        if obs_id in self._creates:
+            self.flush()
+        if obs_id not in self.observations:
+            self.preload({obs_id})
+        return self.observations[obs_id]
+
+    def access(self, stint_id: uuid.UUID) -> StintAccess:
+        if stint_id not in self._access:
+            try:
+                self._access[stint_id] = stint_access(self.session, stint_id, self.user)
+            except NotFound:
+                self._access[stint_id] = None
+        found = self._access[stint_id]
+        if found is None:
+            raise NotFound("No such stint.", code="stint_not_found")
+        return found
+
+    def hypotheses(self, stint_id: uuid.UUID) -> set[uuid.UUID]:
+        if stint_id not in self._hypotheses:
+            self._hypotheses[stint_id] = set(
+                self.session.exec(
+                    select(Hypothesis.id).where(
+                        Hypothesis.stint_id == stint_id, col(Hypothesis.deleted_at).is_(None)
+                    )
+                )
+            )
+        return self._hypotheses[stint_id]
+
+    def create(self, new: NewObservation) -> None:
+        self._creates[new.id] = new
+        if self.careful:
+            self.flush()
+
+    def flush(self) -> None:
+        """Insert the creates collected so far."""
+        if not self._creates:
+            return
+        creates, self._creates = list(self._creates.values()), {}
+        insert_observations(self.session, creates)
+        for new in creates:
+            self.observations.pop(new.id, None)
+
+
+def _uuid(value: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise Invalid(f"id: {what} is identified by a UUID.", code="invalid_id") from None
+
+
+def invalid(exc: ValidationError, where: str = "data") -> Invalid:
+    details = [
+        {"loc": [where, *e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+        for e in exc.errors()
+    ]
+    first = details[0] if details else {"loc": [where], "msg": "not valid"}
+    path = ".".join(str(p) for p in first["loc"])
+    return Invalid(f"{path}: {str(first['msg']).removeprefix('Value error, ')}", details=details)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _validate(model: type[M], data: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise invalid(exc) from None
+
+
+def _observation_json(b: Batch, obs: Observation) -> dict[str, Any]:
+    return observations_out(b.session, [obs])[0].model_dump(mode="json")
+
+
+def _diff(current: dict[str, Any], mine: dict[str, Any]) -> list[FieldChange]:
+    out = []
+    for name, yours in mine.items():
+        if name not in current:
+            continue
+        server = current[name]
+        if name == "observed_at" and server and yours:
+            same = datetime.fromisoformat(str(server)) == datetime.fromisoformat(str(yours))
+        else:
+            same = server == yours
+        if not same:
+            out.append(FieldChange(field=name, server=server, yours=yours))
+    return out
+
+
+def _conflict(current: dict[str, Any] | None, version: int, mine: dict[str, Any]) -> Outcome:
+    return Outcome(
+        status="conflict",
+        version=version,
+        deleted=current is None,
+        current=current,
+        mine=mine,
+        changes=_diff(current or {}, mine),
+    )
+
+
+def _observation_conflict(b: Batch, obs: Observation, mine: dict[str, Any]) -> Outcome:
+    b.session.refresh(obs)
+    current = _observation_json(b, obs)
+    if obs.deleted_at is not None:
+        return Outcome(
+            status="conflict", version=obs.version, deleted=True, current=current, mine=mine, changes=[]
+        )
+    return _conflict(current, obs.version, mine)
+
+
+def _mine(body: BaseModel) -> dict[str, Any]:
+    """What the device sent, in the shape the server answers with (links as hypothesis_links)."""
+    mine = body.model_dump(
+        mode="json", exclude_unset=True, exclude={"id", "hypothesis_ids", "hypothesis_links"}
+    )
+    links = getattr(body, "links", lambda: None)()
+    if links is not None:
+        mine["hypothesis_links"] = [link.model_dump(mode="json") for link in links]
+    return mine
+
+
+def observation_upsert(b: Batch, op: OpIn) -> Outcome:
+    obs_id = _uuid(op.id, "an observation")
+    data = dict(op.data or {})
+    stint_raw = data.pop("stint_id", None)
+    if data.pop("id", op.id) != op.id:
+        raise Invalid("data.id differs from the op's id.", code="invalid_id")
+    existing = b.observation(obs_id)
+    if existing is None:
+        if op.base_version:
+            raise NotFound(
+                "The server has no such observation; send it as a create (base_version null).",
+                code="unknown_record",
+            )
+        if stint_raw is None:
+            raise Invalid("data.stint_id: a new observation names its stint.", code="validation_error")
+        stint_id = _uuid(str(stint_raw), "a stint")
+        body = _validate(ObservationCreate, data)
+        access = b.access(stint_id)
+        access.require(Role.researcher)
+        check_links(body.links() or [], b.hypotheses(stint_id))
+        b.create(new_observation(access.stint, b.user.id, body, obs_id, b.now))
+        return Outcome(status="applied", version=1)
+    access = b.access(existing.stint_id)
+    if stint_raw is not None and str(stint_raw) != str(existing.stint_id):
+        raise Invalid("An observation cannot move to another stint.", code="stint_mismatch")
+    if op.base_version is None:
+        create = _validate(ObservationCreate, data)
+        if same_create(existing, existing.stint_id, b.user.id, create.fingerprint()):
+            return Outcome(
+                status="duplicate", version=existing.version, deleted=existing.deleted_at is not None
+            )
+        return _observation_conflict(b, existing, _mine(create))
+    may_edit(access, existing)
+    update = _validate(ObservationUpdate, data)
+    if op.base_version != existing.version:
+        return _observation_conflict(b, existing, _mine(update))
+    links = update.links()
+    if links is not None:
+        check_links(links, b.hypotheses(existing.stint_id))
+    # An edit against a deleted version resolves a delete conflict by keeping the record.
+    restore = existing.deleted_at is not None
+    if not apply_update(b.session, existing, access.stint.timezone, update, restore=restore):
+        return _observation_conflict(b, existing, _mine(update))
+    return Outcome(status="applied", version=existing.version)
+
+
+def observation_delete(b: Batch, op: OpIn) -> Outcome:
+    obs_id = _uuid(op.id, "an observation")
+    existing = b.observation(obs_id)
+    if existing is None:
+        raise NotFound("No such observation.", code="unknown_record")
+    access = b.access(existing.stint_id)
+    may_edit(access, existing)
+    if existing.deleted_at is not None:
+        return Outcome(status="applied", version=existing.version, deleted=True)
+    if op.base_version is not None and op.base_version != existing.version:
+        return _observation_conflict(b, existing, {"deleted": True})
+    if not write_version(b.session, existing, {"deleted_at": b.now}):
+        return _observation_conflict(b, existing, {"deleted": True})
+    return Outcome(status="applied", version=existing.version, deleted=True)
+
+
+class LinkIn(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    hypothesis_id: uuid.UUID
+    stance: Stance = Stance.supports
+
+
+def _link(b: Batch, op: OpIn, change: Callable[[dict[uuid.UUID, HypothesisLink], LinkIn], None]) -> Outcome:
+    """Stance links merge: each op adds, changes or removes one link whatever the base version,
+    so two devices linking the same observation to different hypotheses both win."""
+    obs_id = _uuid(op.id, "an observation")
+    link = _validate(LinkIn, dict(op.data or {}))
+    existing = b.observation(obs_id)
+    if existing is None:
+        raise NotFound("No such observation.", code="unknown_record")
+    access = b.access(existing.stint_id)
+    may_edit(access, existing)
+    if existing.deleted_at is not None:
+        raise Gone("This observation was deleted.", code="observation_deleted")
+    rows = b.session.exec(
+        select(ObservationHypothesis).where(ObservationHypothesis.observation_id == obs_id)
+    ).all()
+    links = {
+        r.hypothesis_id: HypothesisLink(hypothesis_id=r.hypothesis_id, stance=Stance(r.stance)) for r in rows
+    }
+    before = dict(links)
+    change(links, link)
+    if links == before:
+        return Outcome(status="applied", version=existing.version)
+    check_links(list(links.values()), b.hypotheses(existing.stint_id))
+    update = ObservationUpdate(hypothesis_links=list(links.values()))
+    if not apply_update(b.session, existing, access.stint.timezone, update):
+        return _observation_conflict(b, existing, link.model_dump(mode="json"))
+    return Outcome(status="applied", version=existing.version)
+
+
+def _put_link(links: dict[uuid.UUID, HypothesisLink], link: LinkIn) -> None:
+    links[link.hypothesis_id] = HypothesisLink(hypothesis_id=link.hypothesis_id, stance=link.stance)
+
+
+def _drop_link(links: dict[uuid.UUID, HypothesisLink], link: LinkIn) -> None:
+    links.pop(link.hypothesis_id, None)
+
+
+def _summary_target(b: Batch, op: OpIn) -> tuple[StintAccess, str, DailySummary | None]:
+    try:
+        stint_id, author_id, day = parse_summary_key(op.id)
+    except ValueError:
+        raise Invalid(
+            "id: a daily summary is identified by {stint_id}:{author_id}:{YYYY-MM-DD}.", code="invalid_id"
+        ) from None
+    access = b.access(stint_id)
+    access.require(Role.researcher)
+    if author_id != b.user.id:
+        raise Forbidden("Only its author writes a day's summary.")
+    key = summary_key(stint_id, author_id, day)
+    return access, key, b.session.get(DailySummary, (stint_id, author_id, day))
+
+
+def _summary_json(b: Batch, summary: DailySummary) -> dict[str, Any]:
+    return summary_data(summary, user_names(b.session, {summary.author_id}).get(summary.author_id, ""))
+
+
+def summary_upsert(b: Batch, op: OpIn) -> Outcome:
+    body = _validate(SummaryIn, dict(op.data or {}))
+    access, key, current = _summary_target(b, op)
+    mine = {"summary": body.summary}
+    stint_id, author_id, day = access.stint.id, b.user.id, parse_summary_key(key)[2]
+    if current is None:
+        tombstone = logged_version(b.session, ChangeType.daily_summary, key)
+        if op.base_version not in (None, 0, tombstone):
+            return _conflict(None, tombstone, mine)
+        saved = save_summary(b.session, stint_id, author_id, day, body.summary, None)
+        return Outcome(status="applied", version=saved.version)
+    if current.summary == body.summary:
+        return Outcome(
+            status="duplicate" if op.base_version != current.version else "applied", version=current.version
+        )
+    if op.base_version != current.version:
+        return _conflict(_summary_json(b, current), current.version, mine)
+    saved = save_summary(b.session, stint_id, author_id, day, body.summary, current)
+    return Outcome(status="applied", version=saved.version)
+
+
+def summary_delete(b: Batch, op: OpIn) -> Outcome:
+    _access, key, current = _summary_target(b, op)
+    if current is None:
+        tombstone = logged_version(b.session, ChangeType.daily_summary, key)
+        if tombstone == 0:
+            raise NotFound("No such daily summary.", code="unknown_record")
+        return Outcome(status="applied", version=tombstone, deleted=True)
+    if op.base_version is not None and op.base_version != current.version:
+        return _conflict(_summary_json(b, current), current.version, {"deleted": True})
+    return Outcome(status="applied", version=delete_summary(b.session, current), deleted=True)
+
+
+def refuse(b: Batch, op: OpIn) -> Outcome:
+    """A conflict without trying: this op was refused before (a re-sent op stays refused), or an
+    earlier op of the batch on the same record was, and this one was made on top of it."""
+    mine = (
+        {k: v for k, v in (op.data or {}).items() if k != "stint_id"}
+        if op.op == "upsert"
+        else {"deleted": True}
+    )
+    if op.type is OpType.daily_summary:
+        _access, key, current = _summary_target(b, op)
+        if current is None:
+            return _conflict(None, logged_version(b.session, ChangeType.daily_summary, key), mine)
+        return _conflict(_summary_json(b, current), current.version, mine)
+    existing = b.observation(_uuid(op.id, "an observation"))
+    if existing is None:
+        raise NotFound("No such observation.", code="unknown_record")
+    b.access(existing.stint_id)
+    return _observation_conflict(b, existing, mine)
+
+
+HANDLERS: dict[tuple[OpType, str], Callable[[Batch, OpIn], Outcome]] = {
+    (OpType.observation, "upsert"): observation_upsert,
+    (OpType.observation, "delete"): observation_delete,
+    (OpType.daily_summary, "upsert"): summary_upsert,
+    (OpType.daily_summary, "delete"): summary_delete,
+    (OpType.hypothesis_link, "upsert"): lambda b, op: _link(b, op, _put_link),
+    (OpType.hypothesis_link, "delete"): lambda b, op: _link(b, op, _drop_link),
+}
+
+
+def apply(b: Batch, op: OpIn) -> Outcome:
+    """Apply one op; raises ``AppError`` when it is rejected."""
+    if op.type is not OpType.observation:
+        b.flush()  # the ops after a create see it
+    return HANDLERS[(op.type, op.op)](b, op)

@@ -1,0 +1,314 @@
+"""Sync: a 1,000-op push and a 10,000-change pull, against inserting and reading the same rows
+directly through the database driver (sqlite3 / psycopg) in the same run.
+
+The push goes through the whole app in process (JSON, validation, auth, Idempotency-Key, per-op
+checks, change log, op ids; no socket); the baseline inserts the same observation and tag rows with
+the driver's ``executemany`` in one transaction. The pull follows the feed's pages (1,000 changes
+each) to the end; the baseline selects the same observations and their tags with the driver. Best
+of a few rounds each. SQLite always; PostgreSQL too when FIELDBOOK_TEST_DATABASE_URL names a server
+(a private database is created and dropped). The search indexer thread is not started."""
+
+import os
+import random
+import shutil
+import sqlite3
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from sqlmodel import Session, SQLModel
+
+from api import migrations, security
+from api.config import Settings
+from api.db import make_engine, utcnow
+from api.main import create_app
+from api.models import AuthSession, User
+from bench.figures import Figure
+
+AREA = "sync"
+PUSH_OPS = 1000
+PULL_CHANGES = 10_000
+PUSH_TARGET = 3.0
+
+SCENES = [
+    "调度员每天早上 7 点手工排班，用 Excel 拖拽司机和线路",
+    "Finance closes the month in three days; 对账靠打印出来的表格",
+    "仓库主管说：系统慢的时候我们就先手写，晚上再补录",
+    "司机在门卫处排队领单，平均 20 分钟，高峰 40 分钟",
+    "老板只看周报 PDF, never the live dashboard",
+    "客服把客户投诉抄在便利贴上，贴在显示器边上",
+]
+STINT = {
+    "title": "华东物流调度驻场",
+    "customer": "顺达物流",
+    "purpose": "product",
+    "start_date": "2026-03-02",
+    "end_date": "2026-03-27",
+    "timezone": "Asia/Shanghai",
+}
+TAGS = ["排班", "excel", "对账", "手写", "等待", "周报", "投诉", "dispatch"]
+
+
+@contextmanager
+def _database(pg_url: str | None) -> Iterator[str]:
+    if not pg_url:
+        folder = Path(tempfile.mkdtemp(prefix="fieldbook-bench-sync-"))
+        try:
+            yield f"sqlite:///{folder / 'fieldbook.db'}"
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
+    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    name = f"fieldbook_bench_sync_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield sa.make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+class _Setup:
+    def __init__(self, url: str, data_dir: Path) -> None:
+        engine = make_engine(url)
+        migrations.upgrade(engine)
+        token = security.new_token()
+        with Session(engine) as session:
+            user = User(email="bench.sync@example.com", name="李研究员", password_hash="x")
+            session.add(user)
+            session.flush()
+            session.add(
+                AuthSession(
+                    user_id=user.id,
+                    token_hash=security.token_digest(token),
+                    expires_at=utcnow() + timedelta(days=1),
+                )
+            )
+            session.commit()
+            self.user_id = user.id
+        engine.dispose()
+        self.app = create_app(Settings(data_dir=data_dir, database_url=url))
+        self.client = TestClient(self.app)  # no lifespan: no indexer thread competing for the CPU
+        self.headers = {"Authorization": f"Bearer {token}"}
+        stint = self.client.post("/api/stints", json=STINT, headers=self.headers)
+        assert stint.status_code == 201, stint.text
+        self.stint_id = stint.json()["id"]
+
+    def ops(self, n: int, rng: random.Random) -> list[dict[str, Any]]:
+        start = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+        return [
+            {
+                "op_id": uuid.uuid4().hex,
+                "type": "observation",
+                "id": str(uuid.uuid4()),
+                "op": "upsert",
+                "base_version": None,
+                "data": {
+                    "stint_id": self.stint_id,
+                    "text": f"{rng.choice(SCENES)}（第 {i} 条）",
+                    "kind": rng.choice(["note", "quote", "behaviour", "pain_point"]),
+                    "observed_at": (start + timedelta(minutes=17 * i)).isoformat(),
+                    "tags": rng.sample(TAGS, 2),
+                },
+            }
+            for i in range(n)
+        ]
+
+    def push(self, ops: list[dict[str, Any]]) -> float:
+        started = time.perf_counter()
+        r = self.client.post(
+            "/api/sync/push", json={"ops": ops}, headers={**self.headers, "Idempotency-Key": uuid.uuid4().hex}
+        )
+        elapsed = time.perf_counter() - started
+        assert r.status_code == 200, r.text
+        assert all(x["status"] == "applied" for x in r.json()["results"])
+        return elapsed
+
+    def pull_all(self) -> tuple[float, int]:
+        started = time.perf_counter()
+        since: str | None = None
+        count = 0
+        while True:
+            params: dict[str, Any] = {"limit": 1000}
+            if since is not None:
+                params["since"] = since
+            r = self.client.get("/api/sync/changes", params=params, headers=self.headers)
+            assert r.status_code == 200, r.text
+            page = r.json()
+            count += sum(1 for c in page["changes"] if c["type"] == "observation")
+            since = page["cursor"]
+            if not page["has_more"]:
+                return time.perf_counter() - started, count
+
+
+Rows = dict[str, tuple[list[str], list[tuple[Any, ...]]]]  # table -> columns, rows
+
+
+def _driver(url: str) -> Any:
+    if url.startswith("sqlite"):
+        return sqlite3.connect(sa.make_url(url).database or "")
+    return psycopg.connect(
+        sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+
+
+@contextmanager
+def _before_push(url: str, setup: "_Setup") -> Iterator[str]:
+    """A copy of the database as it is now: the driver baseline inserts into it what the push adds."""
+    if url.startswith("sqlite"):
+        path = Path(sa.make_url(url).database or "")
+        copy = path.with_name(f"baseline-{uuid.uuid4().hex[:6]}.db")
+        src, dst = sqlite3.connect(path), sqlite3.connect(copy)
+        src.backup(dst)
+        src.close()
+        dst.close()
+        try:
+            yield f"sqlite:///{copy}"
+        finally:
+            copy.unlink()
+        return
+    setup.app.state.engine.dispose()  # a template database must have no connections
+    name = f"{sa.make_url(url).database}_b{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(_admin_dsn(url), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{sa.make_url(url).database}"')
+    try:
+        yield sa.make_url(url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(_admin_dsn(url), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _admin_dsn(url: str) -> str:
+    return (
+        sa.make_url(url)
+        .set(drivername="postgresql", database="postgres")
+        .render_as_string(hide_password=False)
+    )
+
+
+def _added_rows(url: str, before: str) -> Rows:
+    """Every row the push added, table by table (parents first), as the driver reads them."""
+    added: Rows = {}
+    with _driver(url) as now, _driver(before) as then:
+        for table in SQLModel.metadata.sorted_tables:
+            sql = f'SELECT * FROM "{table.name}"'
+            cur = now.execute(sql)
+            columns = [d[0] for d in cur.description]
+            new = set(cur.fetchall()) - set(then.execute(sql).fetchall())
+            if new:
+                added[table.name] = (columns, sorted(new, key=repr))
+    return added
+
+
+def _driver_insert(url: str, rows: Rows) -> float:
+    """The baseline: the same rows, inserted with the driver's executemany in one transaction."""
+    mark = "?" if url.startswith("sqlite") else "%s"
+    conn = _driver(url)
+    try:
+        if url.startswith("sqlite"):
+            conn.execute("PRAGMA synchronous=FULL")
+        started = time.perf_counter()
+        cur = conn.cursor()
+        for table, (columns, values) in rows.items():
+            names = ", ".join(f'"{c}"' for c in columns)
+            cur.executemany(
+                f'INSERT INTO "{table}" ({names}) VALUES ({", ".join([mark] * len(columns))})', values
+            )
+        conn.commit()
+        return time.perf_counter() - started
+    finally:
+        conn.close()
+
+
+def _push_and_baseline(url: str, setup: "_Setup", ops: list[dict[str, Any]]) -> tuple[float, float, int]:
+    with _before_push(url, setup) as before:
+        pushed = setup.push(ops)
+        rows = _added_rows(url, before)
+        direct = _driver_insert(before, rows)
+    return pushed, direct, sum(len(v) for _, v in rows.values())
+
+
+def _driver_read(url: str, stint_id: str) -> tuple[float, int]:
+    sql = "SELECT * FROM observation WHERE stint_id = {p} ORDER BY observed_at"
+    tag_sql = (
+        "SELECT t.observation_id, t.tag FROM observation_tag t JOIN observation o ON o.id = t.observation_id "
+        "WHERE o.stint_id = {p}"
+    )
+    if url.startswith("sqlite"):
+        conn = sqlite3.connect(sa.make_url(url).database or "")
+        started = time.perf_counter()
+        rows = conn.execute(sql.format(p="?"), (uuid.UUID(stint_id).hex,)).fetchall()
+        conn.execute(tag_sql.format(p="?"), (uuid.UUID(stint_id).hex,)).fetchall()
+        elapsed = time.perf_counter() - started
+        conn.close()
+        return elapsed, len(rows)
+    with psycopg.connect(
+        sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    ) as conn:
+        started = time.perf_counter()
+        rows = conn.execute(sql.format(p="%s"), (uuid.UUID(stint_id),)).fetchall()
+        conn.execute(tag_sql.format(p="%s"), (uuid.UUID(stint_id),)).fetchall()
+        return time.perf_counter() - started, len(rows)
+
+
+def _measure(url: str, label: str, quick: bool) -> list[Figure]:
+    rng = random.Random(5)
+    rounds = 2 if quick else 3
+    with tempfile.TemporaryDirectory(prefix="fieldbook-bench-sync-data-") as data_dir:
+        setup = _Setup(url, Path(data_dir))
+        setup.push(setup.ops(50, rng))  # warm-up: imports, caches, connection pool
+        runs = [_push_and_baseline(url, setup, setup.ops(PUSH_OPS, rng)) for _ in range(rounds)]
+        push, direct = min(r[0] for r in runs), min(r[1] for r in runs)
+        rows_written = runs[0][2]
+        # Fill up to the pull size (pushed in batches, as phones do), then pull everything.
+        have = 50 + rounds * PUSH_OPS
+        target = 3000 if quick else PULL_CHANGES
+        while have < target:
+            n = min(PUSH_OPS, target - have)
+            setup.push(setup.ops(n, rng))
+            have += n
+        pulled = min((setup.pull_all() for _ in range(rounds)), key=lambda x: x[0])
+        read = min((_driver_read(url, setup.stint_id) for _ in range(rounds)), key=lambda x: x[0])
+        assert pulled[1] == read[1] == have, (pulled, read, have)
+        setup.app.state.engine.dispose()
+    return [
+        Figure(
+            AREA,
+            f"push {PUSH_OPS} ops ({label})",
+            push * 1000,
+            "ms",
+            baseline=direct * 1000,
+            baseline_name=f"ms driver executemany, same {rows_written:,} rows",
+            target=f"<= {PUSH_TARGET:g} x baseline",
+            met=push <= PUSH_TARGET * direct,
+        ),
+        Figure(
+            AREA,
+            f"pull {have:,} changes ({label})",
+            pulled[0] * 1000,
+            "ms",
+            baseline=read[0] * 1000,
+            baseline_name="ms driver select",
+        ),
+    ]
+
+
+def run(quick: bool) -> list[Figure]:
+    figures: list[Figure] = []
+    with _database(None) as url:
+        figures += _measure(url, "SQLite", quick)
+    pg_url = os.environ.get("FIELDBOOK_TEST_DATABASE_URL")
+    if pg_url:
+        with _database(pg_url) as url:
+            figures += _measure(url, "PostgreSQL", quick)
+    return figures

@@ -1,0 +1,169 @@
+"""Share links, the managers' side: read-only, expiring, revocable links to a stint's debrief for
+outside readers (the public side is ``share_public``).
+
+The token (256 bits from the OS CSPRNG) is shown once; only its SHA-256 is stored. What a link shows is
+redacted: chosen insights only, no speaker or researcher names, photos only as metadata-free previews
+and only when asked for, nothing of other stints, no action plan."""
+
+import secrets
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, Field
+from sqlmodel import Session, col, select
+
+from api import security
+from api.access import StintManager, stint_access
+from api.auth import CurrentUser
+from api.db import SessionDep, utcnow
+from api.debrief_models import ShareAccess, ShareInsight, ShareLink
+from api.errors import Invalid, NotFound, responses
+from api.fields import Text
+from api.insight_views import insights_out, stint_insights
+from api.models import Role
+
+router = APIRouter(tags=["shares"])
+
+DEFAULT_DAYS = 14
+MAX_DAYS = 90
+
+
+class ShareCreate(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    expires_in_days: int = Field(default=DEFAULT_DAYS, ge=1, le=MAX_DAYS, description="1–90 days")
+    include_photos: bool = False
+    insight_ids: list[uuid.UUID] | None = Field(
+        default=None, max_length=500, description="Default: every insight that has evidence"
+    )
+    label: Text(200) | None = None  # type: ignore[valid-type]
+
+
+class ShareOut(BaseModel):
+    id: uuid.UUID
+    stint_id: uuid.UUID
+    label: str | None
+    include_photos: bool
+    insight_ids: list[uuid.UUID]
+    created_by: uuid.UUID
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    active: bool
+    access_count: int
+    last_accessed_at: datetime | None
+
+
+class ShareCreated(ShareOut):
+    token: str = Field(description="Shown only in this answer; only its SHA-256 is kept")
+    url: str
+
+
+class AccessOut(BaseModel):
+    at: datetime
+    ip_hash: str
+    user_agent: str
+
+
+def _out(session: Session, link: ShareLink) -> ShareOut:
+    ids = session.exec(select(ShareInsight.insight_id).where(col(ShareInsight.share_id) == link.id)).all()
+    now = utcnow()
+    return ShareOut(
+        **link.model_dump(exclude={"token_hash", "ip_salt"}),
+        insight_ids=sorted(ids, key=str),
+        active=link.revoked_at is None and link.expires_at > now,
+    )
+
+
+@router.post(
+    "/api/stints/{stint_id}/shares",
+    response_model=ShareCreated,
+    status_code=201,
+    responses=responses(401, 403, 404, 422),
+)
+def create_share(
+    body: ShareCreate, request: Request, response: Response, session: SessionDep, access: StintManager
+) -> ShareCreated:
+    """A manager makes a read-only link to the debrief. The token is in this answer only: copy it now."""
+    live = {i.id: i for i in stint_insights(session, access.stint.id)}
+    if body.insight_ids is None:
+        chosen = [o.id for o in insights_out(session, list(live.values())) if not o.draft]
+    else:
+        chosen = list(dict.fromkeys(body.insight_ids))
+        if unknown := [str(i) for i in chosen if i not in live]:
+            raise Invalid(
+                "Share only insights of this stint.", code="unknown_insight", details={"insight_ids": unknown}
+            )
+    token = security.new_token()
+    link = ShareLink(
+        stint_id=access.stint.id,
+        token_hash=security.token_digest(token),
+        label=body.label,
+        include_photos=body.include_photos,
+        created_by=access.user.id,
+        expires_at=utcnow() + timedelta(days=body.expires_in_days),
+        ip_salt=secrets.token_hex(16),
+    )
+    session.add(link)
+    session.flush()
+    session.add_all(ShareInsight(share_id=link.id, insight_id=i) for i in chosen)
+    session.commit()
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Location"] = f"/api/shares/{link.id}"
+    base = str(request.base_url).rstrip("/")
+    return ShareCreated(**_out(session, link).model_dump(), token=token, url=f"{base}/s/{token}")
+
+
+@router.get(
+    "/api/stints/{stint_id}/shares", response_model=list[ShareOut], responses=responses(401, 403, 404, 422)
+)
+def list_shares(session: SessionDep, access: StintManager) -> list[ShareOut]:
+    """The stint's links (never their tokens), with how often each was opened."""
+    links = session.exec(
+        select(ShareLink)
+        .where(col(ShareLink.stint_id) == access.stint.id)
+        .order_by(col(ShareLink.created_at))
+    ).all()
+    return [_out(session, link) for link in links]
+
+
+def _load(session: Session, share_id: uuid.UUID, user: CurrentUser) -> ShareLink:
+    link = session.get(ShareLink, share_id)
+    if link is None:
+        raise NotFound("No such share link.", code="share_not_found")
+    stint_access(session, link.stint_id, user).require(Role.manager)
+    return link
+
+
+@router.get(
+    "/api/shares/{share_id}/accesses", response_model=list[AccessOut], responses=responses(401, 403, 404, 422)
+)
+def list_accesses(
+    share_id: uuid.UUID,
+    session: SessionDep,
+    user: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[ShareAccess]:
+    """Who opened the link, newest first: time, hashed IP address, user agent."""
+    link = _load(session, share_id, user)
+    return list(
+        session.exec(
+            select(ShareAccess)
+            .where(col(ShareAccess.share_id) == link.id)
+            .order_by(col(ShareAccess.at).desc())
+            .limit(limit)
+        ).all()
+    )
+
+
+@router.delete("/api/shares/{share_id}", status_code=204, responses=responses(401, 403, 404, 422))
+def revoke_share(share_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> Response:
+    """Revoke a link: from now on it answers 404, like a link that never existed."""
+    link = _load(session, share_id, user)
+    if link.revoked_at is None:
+        link.revoked_at = utcnow()
+        session.add(link)
+        session.commit()
+    return Response(status_code=204)

@@ -1,0 +1,269 @@
+"""The action plan: priority from impact and effort, the review workflow and who may drive it,
+owners recording progress, the history of every change, the cross-stint view."""
+
+import uuid
+from datetime import date, timedelta
+
+import pytest
+
+
+@pytest.fixture
+def plan(client, stint_team, person):
+    t = stint_team
+    sid = t["stint"]["id"]
+    owner = person("陈负责人")
+    r = client.post(
+        f"/api/stints/{sid}/members",
+        json={"email": owner.email, "role": "viewer"},
+        headers=t["manager"].headers,
+    )
+    assert r.status_code == 201
+    insight = client.post(
+        f"/api/stints/{sid}/insights",
+        json={"title": "排班靠经验", "statement": "…"},
+        headers=t["researcher"].headers,
+    ).json()
+    r = client.post(
+        f"/api/stints/{sid}/actions",
+        json={
+            "title": "把排班规则做成可配置模板",
+            "description": "先在顺达试点",
+            "owner_email": owner.email,
+            "due_date": "2026-12-31",
+            "impact": "high",
+            "effort": "medium",
+            "insight_ids": [insight["id"]],
+        },
+        headers=t["researcher"].headers,
+    )
+    assert r.status_code == 201, r.text
+    return {**t, "sid": sid, "owner": owner, "action": r.json(), "insight": insight}
+
+
+def _review(client, action_id, who, decision, comment="好"):
+    return client.post(
+        f"/api/actions/{action_id}/review",
+        json={"decision": decision, "comment": comment},
+        headers=who.headers,
+    )
+
+
+@pytest.mark.parametrize(
+    ("impact", "effort", "label", "score"),
+    [
+        ("high", "low", "high", 7),
+        ("high", "high", "medium", 5),
+        ("medium", "low", "medium", 5),
+        ("medium", "high", "low", 3),
+        ("low", "high", "low", 1),
+        ("high", "medium", "high", 6),
+    ],
+)
+def test_priority_is_derived_from_impact_and_effort(client, stint_team, impact, effort, label, score):
+    r = client.post(
+        f"/api/stints/{stint_team['stint']['id']}/actions",
+        json={"title": "t", "impact": impact, "effort": effort},
+        headers=stint_team["researcher"].headers,
+    )
+    assert r.status_code == 201
+    assert (r.json()["priority"], r.json()["priority_score"]) == (label, score)
+
+
+def test_new_action_is_proposed_with_a_history(client, plan):
+    a = plan["action"]
+    assert a["status"] == "proposed" and a["owner_name"] == "陈负责人"
+    assert a["insight_ids"] == [plan["insight"]["id"]]
+    assert [e["kind"] for e in a["history"]] == ["created"]
+    assert a["history"][0]["actor_name"] == "李研究员"
+    assert a["history"][0]["changes"]["title"] == [None, "把排班规则做成可配置模板"]
+
+
+def test_only_managers_review_and_a_comment_is_required(client, plan):
+    aid = plan["action"]["id"]
+    for who in ("researcher", "viewer", "owner"):
+        assert _review(client, aid, plan[who], "approve").status_code == 403
+    assert _review(client, aid, plan["outsider"], "approve").status_code == 404
+    assert _review(client, aid, plan["manager"], "approve", comment="").status_code == 422
+    assert _review(client, aid, plan["manager"], "maybe").status_code == 422
+    r = _review(client, aid, plan["manager"], "approve", comment="同意，先做华东区")
+    assert r.status_code == 200 and r.json()["status"] == "approved"
+    assert r.json()["last_review"]["comment"] == "同意，先做华东区"
+    assert r.json()["last_review"]["actor_name"] == "王经理"
+    # Approving twice is not a transition.
+    assert _review(client, aid, plan["manager"], "approve").status_code == 409
+
+
+def test_full_workflow_with_history(client, plan):
+    aid, m, o = plan["action"]["id"], plan["manager"], plan["owner"]
+    r = _review(client, aid, m, "request_changes", comment="写清楚试点范围")
+    assert r.json()["status"] == "proposed"
+    # Owners cannot skip the review.
+    r = client.patch(f"/api/actions/{aid}", json={"status": "in_progress"}, headers=o.headers)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "invalid_transition"
+    r = client.patch(
+        f"/api/actions/{aid}",
+        json={"description": "试点：嘉定仓两个班组"},
+        headers=plan["researcher"].headers,
+    )
+    assert r.status_code == 200
+    assert _review(client, aid, m, "approve", comment="可以").json()["status"] == "approved"
+    r = client.patch(
+        f"/api/actions/{aid}",
+        json={"status": "in_progress", "progress": 30, "progress_note": "模板初稿"},
+        headers=o.headers,
+    )
+    assert r.status_code == 200 and r.json()["status"] == "in_progress" and r.json()["progress"] == 30
+    # The owner is a viewer: progress yes, the substance no.
+    assert client.patch(f"/api/actions/{aid}", json={"title": "改名"}, headers=o.headers).status_code == 403
+    # Other members cannot record progress.
+    assert (
+        client.patch(
+            f"/api/actions/{aid}", json={"progress": 90}, headers=plan["researcher"].headers
+        ).status_code
+        == 403
+    )
+    assert (
+        client.patch(f"/api/actions/{aid}", json={"progress": 90}, headers=plan["viewer"].headers).status_code
+        == 403
+    )
+    r = client.patch(f"/api/actions/{aid}", json={"status": "done"}, headers=o.headers)
+    assert r.json()["status"] == "done" and r.json()["progress"] == 100
+    assert _review(client, aid, m, "approve").status_code == 409
+    history = client.get(f"/api/actions/{aid}", headers=plan["viewer"].headers).json()["history"]
+    assert [(e["kind"], e["decision"]) for e in history] == [
+        ("created", None),
+        ("review", "request_changes"),
+        ("updated", None),
+        ("review", "approve"),
+        ("updated", None),
+        ("updated", None),
+    ]
+    assert history[1]["comment"] == "写清楚试点范围"
+    assert history[2]["changes"] == {"description": ["先在顺达试点", "试点：嘉定仓两个班组"]}
+    assert history[3]["changes"] == {"status": ["proposed", "approved"]}
+    assert history[4]["changes"]["status"] == ["approved", "in_progress"]
+    assert history[4]["actor_name"] == "陈负责人"
+    assert history[5]["changes"] == {"status": ["in_progress", "done"], "progress": [30, 100]}
+
+
+def test_reject_and_editing_an_approved_action_needs_a_new_review(client, plan):
+    aid, m = plan["action"]["id"], plan["manager"]
+    _review(client, aid, m, "approve")
+    r = client.patch(f"/api/actions/{aid}", json={"impact": "low"}, headers=plan["researcher"].headers)
+    assert r.json()["status"] == "proposed"
+    assert r.json()["history"][-1]["changes"]["status"] == ["approved", "proposed"]
+    r = _review(client, aid, m, "reject", comment="投入产出不划算")
+    assert r.json()["status"] == "rejected"
+    assert (
+        client.patch(
+            f"/api/actions/{aid}", json={"status": "in_progress"}, headers=plan["owner"].headers
+        ).status_code
+        == 409
+    )
+    # A manager may reopen it for a new review, nobody else.
+    assert _review(client, aid, plan["researcher"], "request_changes").status_code == 403
+    r = _review(client, aid, m, "request_changes", comment="补充数据后再议")
+    assert r.status_code == 200 and r.json()["status"] == "proposed"
+
+
+def test_owner_must_be_a_member_and_bad_input_loses_nothing(client, plan, person):
+    sid, h = plan["sid"], plan["researcher"].headers
+    stranger = person("外人")
+    r = client.post(
+        f"/api/stints/{sid}/actions", json={"title": "t", "owner_email": stranger.email}, headers=h
+    )
+    assert r.status_code == 422 and r.json()["error"]["code"] == "owner_not_member"
+    for bad in (
+        {"title": ""},
+        {"title": "t", "impact": "huge"},
+        {"title": "t", "due_date": "明天"},
+        {"title": "t", "insight_ids": [str(uuid.uuid4())]},
+    ):
+        assert client.post(f"/api/stints/{sid}/actions", json=bad, headers=h).status_code == 422
+    assert len(client.get(f"/api/stints/{sid}/actions", headers=h).json()) == 1
+    assert (
+        client.post(
+            f"/api/stints/{sid}/actions", json={"title": "t"}, headers=plan["viewer"].headers
+        ).status_code
+        == 403
+    )
+    # A retry with the same id does not make a second action.
+    body = {"id": str(uuid.uuid4()), "title": "重试"}
+    assert client.post(f"/api/stints/{sid}/actions", json=body, headers=h).status_code == 201
+    assert client.post(f"/api/stints/{sid}/actions", json=body, headers=h).status_code == 200
+    assert len(client.get(f"/api/stints/{sid}/actions", headers=h).json()) == 2
+
+
+def test_stale_if_match_is_refused(client, plan):
+    aid = plan["action"]["id"]
+    r = client.patch(
+        f"/api/actions/{aid}", json={"title": "新"}, headers={**plan["researcher"].headers, "If-Match": '"1"'}
+    )
+    assert r.status_code == 200 and r.headers["etag"] == '"2"'
+    r = client.patch(
+        f"/api/actions/{aid}", json={"title": "再新"}, headers={**plan["manager"].headers, "If-Match": '"1"'}
+    )
+    assert r.status_code == 412
+
+
+def test_my_actions_across_stints_with_filters(client, plan, person):
+    m, o = plan["manager"], plan["owner"]
+    # A second stint where the owner is a member but not a manager, and the manager is not a member.
+    other = client.post(
+        "/api/stints",
+        json={
+            "title": "第二个驻场",
+            "customer": "华北制造",
+            "purpose": "benchmark",
+            "start_date": "2026-01-05",
+            "end_date": "2026-01-30",
+        },
+        headers=plan["researcher"].headers,
+    ).json()
+    client.post(
+        f"/api/stints/{other['id']}/members",
+        json={"email": o.email, "role": "viewer"},
+        headers=plan["researcher"].headers,
+    )
+    yesterday = (date.today() - timedelta(days=2)).isoformat()
+    late = client.post(
+        f"/api/stints/{other['id']}/actions",
+        json={"title": "补齐采购流程图", "owner_email": o.email, "due_date": yesterday},
+        headers=plan["researcher"].headers,
+    ).json()
+    client.post(
+        f"/api/stints/{other['id']}/actions", json={"title": "别人的事"}, headers=plan["researcher"].headers
+    )
+    mine = client.get("/api/actions", headers=o.headers).json()
+    assert {a["id"] for a in mine} == {plan["action"]["id"], late["id"]}
+    assert mine[0]["id"] == late["id"] and mine[0]["overdue"] is True  # overdue first
+    assert [a["id"] for a in client.get("/api/actions?overdue=true", headers=o.headers).json()] == [
+        late["id"]
+    ]
+    # The manager sees his stint's actions, not the other stint's.
+    managed = client.get("/api/actions", headers=m.headers).json()
+    assert {a["id"] for a in managed} == {plan["action"]["id"]}
+    assert managed[0]["stint_title"] == "华东物流调度驻场"
+    # The researcher manages the second stint (its creator).
+    r = client.get(f"/api/actions?owner={o.email}&status=proposed", headers=plan["researcher"].headers).json()
+    assert {a["id"] for a in r} == {late["id"]}
+    assert client.get("/api/actions?status=approved", headers=o.headers).json() == []
+    assert client.get("/api/actions?status=bogus", headers=o.headers).status_code == 422
+    assert client.get("/api/actions?owner=not-an-id", headers=o.headers).status_code == 422
+    # Viewers read a stint's plan; outsiders get 404.
+    assert len(client.get(f"/api/stints/{plan['sid']}/actions", headers=plan["viewer"].headers).json()) == 1
+    assert (
+        client.get(f"/api/actions/{plan['action']['id']}", headers=plan["outsider"].headers).status_code
+        == 404
+    )
+
+
+def test_delete_rules(client, plan):
+    aid = plan["action"]["id"]
+    assert client.delete(f"/api/actions/{aid}", headers=plan["viewer"].headers).status_code == 403
+    _review(client, aid, plan["manager"], "approve")
+    # The author may withdraw only while it is proposed.
+    assert client.delete(f"/api/actions/{aid}", headers=plan["researcher"].headers).status_code == 403
+    assert client.delete(f"/api/actions/{aid}", headers=plan["manager"].headers).status_code == 204
+    assert client.get(f"/api/actions/{aid}", headers=plan["manager"].headers).status_code == 410
+    assert client.get(f"/api/stints/{plan['sid']}/actions", headers=plan["manager"].headers).json() == []

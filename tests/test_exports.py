@@ -1,0 +1,317 @@
+"""Exports: Markdown, self-contained HTML with embedded photos, the action plan as CSV and XLSX,
+and the whole stint as a streamed ZIP that an import brings back identical."""
+
+import base64
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import uuid
+import zipfile
+
+import pytest
+import sqlalchemy as sa
+from openpyxl import load_workbook
+from sqlmodel import Session
+
+from api.archive import ArchiveError, import_stint
+from api.config import Settings
+from api.main import create_app
+from api.models import User
+from storage import make_store
+from tests.material_files import assert_no_metadata, photo
+
+
+@pytest.fixture
+def settings(database_url, tmp_path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, ocr=False)
+
+
+@pytest.fixture
+def full(client, stint_team):
+    t = stint_team
+    sid, r = t["stint"]["id"], t["researcher"].headers
+    h = client.post(
+        f"/api/stints/{sid}/hypotheses", json={"statement": "调度员愿意用系统排班"}, headers=r
+    ).json()
+    obs = client.post(
+        f"/api/stints/{sid}/observations",
+        json={
+            "text": "调度员在白板上排班",
+            "quote": "系统排的班司机不认",
+            "speaker_role": "调度员",
+            "speaker_name": "张师傅",
+            "tags": ["排班", "白板"],
+            "dimension": "scene",
+            "observed_at": "2026-03-03T09:30:00+08:00",
+            "hypothesis_links": [{"hypothesis_id": h["id"], "stance": "refutes"}],
+        },
+        headers=r,
+    ).json()
+    client.put(f"/api/stints/{sid}/days/2026-03-03", json={"summary": "今天跟了早班调度"}, headers=r)
+    material = client.post(
+        f"/api/stints/{sid}/materials",
+        files={"file": ("白板.jpg", photo(), "application/octet-stream")},
+        data={"caption": "调度室白板", "observation_id": obs["id"]},
+        headers=r,
+    )
+    assert material.status_code == 201, material.text
+    theme = client.post(f"/api/stints/{sid}/themes", json={"name": "排班"}, headers=r).json()
+    insight = client.post(
+        f"/api/stints/{sid}/insights",
+        json={
+            "title": "白板才是真正的排班系统",
+            "statement": "规则在调度员脑子里",
+            "theme_id": theme["id"],
+            "evidence": [{"observation_id": obs["id"]}, {"material_id": material.json()["id"]}],
+            "verdicts": [{"hypothesis_id": h["id"], "verdict": "refutes"}],
+        },
+        headers=r,
+    ).json()
+    action = client.post(
+        f"/api/stints/{sid}/actions",
+        json={
+            "title": '=HYPERLINK("http://evil")',
+            "description": "排班模板试点",
+            "owner_email": t["researcher"].email,
+            "due_date": "2026-04-30",
+            "impact": "high",
+            "effort": "low",
+            "insight_ids": [insight["id"]],
+        },
+        headers=r,
+    ).json()
+    client.post(
+        f"/api/actions/{action['id']}/review",
+        json={"decision": "approve", "comment": "同意"},
+        headers=t["manager"].headers,
+    )
+    gone = client.post(f"/api/stints/{sid}/observations", json={"text": "删掉的"}, headers=r).json()
+    client.delete(f"/api/observations/{gone['id']}", headers=r)
+    return {**t, "sid": sid, "material": material.json(), "insight": insight, "action": action}
+
+
+def _export(client, t, fmt, who="viewer", **headers):
+    return client.get(f"/api/stints/{t['sid']}/export?format={fmt}", headers={**t[who].headers, **headers})
+
+
+def test_markdown(client, full):
+    r = _export(client, full, "md")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/markdown")
+    assert (
+        "attachment;" in r.headers["content-disposition"]
+        and "filename*=UTF-8''" in r.headers["content-disposition"]
+    )
+    md = r.text
+    assert md.startswith("# 华东物流调度驻场")
+    assert "### 白板才是真正的排班系统 · 排班" in md
+    assert "> 「系统排的班司机不认」 — 调度员" in md
+    assert "调度室白板" in md and "改善行动计划" in md
+    assert "张师傅" not in md  # quotes keep the speaker's role
+    assert "Insights" in _export(client, full, "md", **{"Accept-Language": "en"}).text
+
+
+def test_html_is_self_contained_and_print_ready(client, full):
+    r = _export(client, full, "html")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    html = r.text
+    assert "@media print" in html and "白板才是真正的排班系统" in html
+    assert "<script" not in html and "<link" not in html
+    sources = re.findall(r'src="([^"]+)"', html)
+    assert sources and all(s.startswith("data:image/jpeg;base64,") for s in sources)
+    assert_no_metadata(base64.b64decode(sources[0].split(",", 1)[1]))
+    assert "调度员" in html and "张师傅" not in html  # the speaker's role, not the name
+    # Text is escaped, never markup.
+    assert "=HYPERLINK(&quot;http://evil&quot;)" in html
+
+
+def test_action_plan_csv_and_xlsx(client, full):
+    r = _export(client, full, "csv")
+    assert r.status_code == 200 and r.content.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert rows[0][:3] == ["优先级", "行动", "说明"]
+    assert rows[1][0] == "高" and rows[1][1] == '\'=HYPERLINK("http://evil")'  # never a formula
+    assert rows[1][2] == "排班模板试点" and rows[1][5] == "2026-04-30" and rows[1][6] == "已批准"
+    assert rows[1][11] == "白板才是真正的排班系统" and rows[1][12] == "王经理: 同意"
+    x = _export(client, full, "xlsx", **{"Accept-Language": "en"})
+    assert x.status_code == 200
+    sheet = load_workbook(io.BytesIO(x.content)).active
+    assert sheet.title == "Action plan"
+    assert [c.value for c in sheet[1]][:2] == ["Priority", "Action"]
+    assert sheet["A2"].value == "High" and sheet["B2"].value.startswith("'=")
+    assert sheet["F2"].value.date().isoformat() == "2026-04-30"
+    assert sheet["G2"].value == "Approved"
+
+
+def test_exports_need_membership_and_zip_needs_a_manager(client, full):
+    assert _export(client, full, "md", who="outsider").status_code == 404
+    assert _export(client, full, "zip", who="viewer").status_code == 403
+    assert _export(client, full, "pdf").status_code == 422
+    assert client.get(f"/api/stints/{full['sid']}/export", headers=full["viewer"].headers).status_code == 422
+
+
+def _zip(client, t) -> bytes:
+    r = _export(client, t, "zip", who="manager")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/zip"
+    assert "content-length" not in r.headers  # streamed, not built whole
+    return r.content
+
+
+def _check_manifest(data: bytes) -> tuple[dict, dict[str, bytes]]:
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert z.namelist()[-1] == "manifest.json"
+        manifest = json.loads(z.read("manifest.json"))
+        files = {f["path"]: z.read(f["path"]) for f in manifest["files"]}
+    for entry in manifest["files"]:
+        assert hashlib.sha256(files[entry["path"]]).hexdigest() == entry["sha256"]
+    return manifest, files
+
+
+def test_zip_holds_data_materials_and_a_manifest(client, full):
+    _manifest, files = _check_manifest(_zip(client, full))
+    data = json.loads(files["data.json"])
+    m = full["material"]
+    assert f"materials/{m['sha256']}" in files  # the original, byte for byte
+    assert len([p for p in files if p.startswith("materials/")]) == 3  # original and two previews
+    # Tombstones travel too, so devices and the restored stint agree on what was deleted.
+    assert sorted((o["text"], o["deleted_at"] is not None) for o in data["observations"]) == [
+        ("删掉的", True),
+        ("调度员在白板上排班", False),
+    ]
+    assert {u["email"] for u in data["users"]} >= {full["researcher"].email, full["manager"].email}
+    assert all("password_hash" not in u for u in data["users"])
+    assert data["insight_evidence"] and data["action_events"] and data["observation_tags"]
+
+
+def _wipe_stint(engine: sa.Engine, stint_id: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("DELETE FROM stint WHERE id = :id"),
+            {"id": uuid.UUID(stint_id).hex if engine.dialect.name == "sqlite" else stint_id},
+        )
+
+
+def test_round_trip_restores_the_stint_identically(client, full, app, settings, tmp_path):
+    first = _zip(client, full)
+    _, before = _check_manifest(first)
+    path = tmp_path / "stint.zip"
+    path.write_bytes(first)
+    store = make_store(settings.storage_url, settings.data_dir)
+    with Session(app.state.engine) as session, pytest.raises(ArchiveError, match="already exists"):
+        import_stint(session, store, path)
+    _wipe_stint(app.state.engine, full["sid"])
+    assert client.get(f"/api/stints/{full['sid']}", headers=full["manager"].headers).status_code == 404
+    with Session(app.state.engine) as session:
+        import_stint(session, store, path)
+    _, after = _check_manifest(_zip(client, full))
+    assert after == before  # data.json and every material, byte for byte
+    # And it works again: the debrief, the insight with its photo, the action's history.
+    d = client.get(f"/api/stints/{full['sid']}/debrief", headers=full["viewer"].headers).json()
+    assert d["insights"][0]["evidence"][1]["material_id"] == full["material"]["id"]
+    assert [
+        e["kind"]
+        for e in client.get(f"/api/actions/{full['action']['id']}", headers=full["manager"].headers).json()[
+            "history"
+        ]
+    ] == ["created", "review"]
+
+
+def test_import_into_an_empty_installation(client, full, tmp_path):
+    archive = tmp_path / "stint.zip"
+    archive.write_bytes(_zip(client, full))
+    _, before = _check_manifest(archive.read_bytes())
+    other = Settings(
+        data_dir=tmp_path / "other", database_url=f"sqlite:///{tmp_path / 'other.db'}", ocr=False
+    )
+    from api import migrations
+    from api.db import make_engine
+
+    engine = make_engine(other.sqlalchemy_url)
+    migrations.upgrade(engine)
+    engine.dispose()
+    fresh = create_app(other)
+    try:
+        with Session(fresh.state.engine) as session:
+            stint = import_stint(session, make_store(other.storage_url, other.data_dir), archive)
+            assert str(stint.id) == full["sid"]
+            # Accounts it names exist now, disabled until an admin enables them.
+            manager = session.get(User, full["manager"].user.id)
+            assert manager is not None and manager.is_active is False and manager.password_hash == "!"
+            from api.archive import stint_data
+
+            assert json.loads(before["data.json"]) == stint_data(session, stint.id)
+    finally:
+        fresh.state.engine.dispose()
+
+
+def test_damaged_archives_are_refused_and_write_nothing(client, full, app, settings, tmp_path):
+    good = _zip(client, full)
+    store = make_store(settings.storage_url, settings.data_dir)
+    with zipfile.ZipFile(io.BytesIO(good)) as z:
+        parts = {n: z.read(n) for n in z.namelist()}
+    data = json.loads(parts["data.json"])
+    data["insights"][0]["title"] = "被篡改"
+    tampered = tmp_path / "tampered.zip"
+    with zipfile.ZipFile(tampered, "w") as z:
+        for name, body in parts.items():
+            z.writestr(name, json.dumps(data).encode() if name == "data.json" else body)
+    _wipe_stint(app.state.engine, full["sid"])
+    with Session(app.state.engine) as session:
+        with pytest.raises(ArchiveError, match="SHA-256"):
+            import_stint(session, store, tampered)
+        not_zip = tmp_path / "x.zip"
+        not_zip.write_bytes(b"PK\x03\x04 nonsense")
+        with pytest.raises(ArchiveError, match="cannot be read"):
+            import_stint(session, store, not_zip)
+    assert client.get(f"/api/stints/{full['sid']}", headers=full["manager"].headers).status_code == 404
+
+
+def test_import_stint_command(client, full, app, settings, tmp_path):
+    archive = tmp_path / "stint.zip"
+    archive.write_bytes(_zip(client, full))
+    _wipe_stint(app.state.engine, full["sid"])
+    env = {
+        **os.environ,
+        "FIELDBOOK_DATA_DIR": str(settings.data_dir),
+        "FIELDBOOK_DATABASE_URL": settings.sqlalchemy_url,
+    }
+    cmd = [sys.executable, "-m", "api.cli", "import-stint", str(archive)]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert full["sid"] in r.stderr
+    assert client.get(f"/api/stints/{full['sid']}/debrief", headers=full["viewer"].headers).status_code == 200
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 1 and "already exists" in again.stderr
+
+
+def test_zip_is_streamed_a_chunk_at_a_time(client, full, app, settings):
+    big = os.urandom(3 * 2**20).hex().encode()  # 6 MiB of text that compresses to about half
+    r = client.post(
+        f"/api/stints/{full['sid']}/materials",
+        files={"file": ("排班记录.txt", big, "text/plain")},
+        headers=full["researcher"].headers,
+    )
+    assert r.status_code == 201, r.text
+    from api.archive import stream_stint_zip
+    from api.models import Stint
+
+    with Session(app.state.engine) as session:
+        stint = session.get(Stint, uuid.UUID(full["sid"]))
+        chunks, _ = stream_stint_zip(session, make_store(settings.storage_url, settings.data_dir), stint)
+        sizes = [len(c) for c in chunks]
+    assert sum(sizes) > 3 * 2**20
+    assert max(sizes) < 2**20 + 2**16  # never more than about one blob chunk in memory
+    assert len(sizes) > 3
+
+
+def test_a_lost_blob_is_named_not_a_broken_download(client, full, settings):
+    make_store(settings.storage_url, settings.data_dir).delete(full["material"]["sha256"])
+    manifest, files = _check_manifest(_zip(client, full))
+    assert manifest["missing_materials"] == [full["material"]["sha256"]]
+    assert f"materials/{full['material']['sha256']}" not in files
+    assert len([p for p in files if p.startswith("materials/")]) == 2  # the previews are still there

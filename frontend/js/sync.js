@@ -1,0 +1,349 @@
+// The outbox and its sync. Every change is written to IndexedDB first; an outbox entry is removed
+// only when the server has answered for it (a per-op result of /api/sync/push, or a completed tus
+// upload confirmed by GET /api/materials/{id}). Conflicts and rejected ops move to "issues" so the
+// user's words are never dropped silently. A 401 stops the run and keeps everything.
+import * as db from './db.js';
+import { api, ApiError } from './api.js';
+import { upload as tusUpload } from './tus.js';
+import { uuid } from './dom.js';
+
+const BATCH = 200;
+const listeners = new Set();
+let userId = null;
+// Ops are tagged with the account that made them: another account signing in on this device never
+// sends them under its own name.
+export function setUser(id) { userId = id; }
+const mine = (o) => !o.user_id || o.user_id === userId;
+export const state = { running: false, lastSync: null, error: null, needSignIn: false, pending: 0, issues: 0, progress: null };
+
+export function onChange(fn) { listeners.add(fn); return () => listeners.delete(fn); }
+async function emit() {
+  state.pending = (await db.count('outbox')) + (await db.count('uploads'));
+  state.issues = await db.count('issues');
+  for (const fn of listeners) { try { fn(state); } catch (e) { console.error(e); } }
+}
+
+export async function init() {
+  state.lastSync = (await db.meta.get('lastSync')) || null;
+  await emit();
+}
+
+// ---- making changes (all local, instant, offline) ----
+
+export async function createObservation(stintId, data, files = []) {
+  const id = data.id || uuid();
+  const op = { op_id: uuid(), user_id: userId, type: 'observation', id, op: 'upsert', base_version: null, data: { ...data, id, stint_id: stintId }, created: Date.now() };
+  await db.write(['outbox', 'uploads'], (tx) => {
+    tx.put('outbox', op);
+    for (const f of files) tx.put('uploads', { id: uuid(), user_id: userId, stint_id: stintId, observation_id: id, blob: f, filename: f.name || 'photo.jpg', caption: null, upload_url: null, created: Date.now() });
+  });
+  await emit();
+  return id;
+}
+
+// Edit: base_version is the server version the edit was made against. An edit of a record whose
+// create or previous edit has not been sent yet is folded into it. An edit made while an earlier
+// change of the same record is on its way is chained: its base is the version that change produces,
+// resolved when it is sent (a record has at most one op per push).
+export async function updateObservation(shown, changes) {
+  const record = await latest(shown);
+  const ops = (await db.all('outbox')).filter((o) => o.id === record.id);
+  const unsent = foldable(ops.find((o) => o.op === 'upsert' && !o.sent));
+  if (unsent) {
+    unsent.data = { ...unsent.data, ...changes };
+    unsent.op_id = uuid();
+    await db.put('outbox', unsent);
+  } else {
+    await db.put('outbox', { op_id: uuid(), user_id: userId, type: 'observation', id: record.id, op: 'upsert', ...base(record, ops), data: changes, created: Date.now() });
+  }
+  await emit();
+}
+
+// The screen may show an older copy than the one synced since: edits are made against the newest.
+async function latest(shown) {
+  const rec = await db.get('records', `observation:${shown.id}`);
+  // Only a version this device produced itself: a newer one from someone else must stay a conflict.
+  const own = rec && rec.data && rec.data._own === rec.data.version;
+  return own && rec.data.version > (shown.version || 0) ? { ...shown, version: rec.data.version } : shown;
+}
+
+// An op may be changed in place only while no push can be reading it (a run marks what it sends
+// as sent; changing an op between its read and that mark would lose the change).
+function foldable(op) {
+  return op && !state.running ? op : undefined;
+}
+
+function base(record, pendingOps) {
+  return pendingOps.length ? { base_version: null, chain: true } : { base_version: record.version || 1 };
+}
+
+export async function deleteObservation(shown) {
+  const record = await latest(shown);
+  const ops = (await db.all('outbox')).filter((o) => o.id === record.id);
+  const create = foldable(ops.find((o) => o.base_version === null && !o.chain && o.op === 'upsert' && !o.sent));
+  if (create) {
+    // Never reached the server: forget it here, with its photos.
+    const uploads = (await db.all('uploads')).filter((u) => u.observation_id === record.id);
+    await db.write(['outbox', 'uploads'], (tx) => {
+      for (const o of ops) tx.del('outbox', o.seq);
+      for (const u of uploads) tx.del('uploads', u.id);
+    });
+  } else {
+    const unsent = state.running ? [] : ops.filter((o) => !o.sent);
+    const sent = ops.filter((o) => !unsent.includes(o));
+    await db.write(['outbox'], (tx) => {
+      for (const o of unsent) tx.del('outbox', o.seq); // edits nobody has seen yet: the delete wins
+      tx.put('outbox', { op_id: uuid(), user_id: userId, type: 'observation', id: record.id, op: 'delete', ...base(record, sent), data: null, created: Date.now() });
+    });
+  }
+  await emit();
+}
+
+// The day's summary (one per author and day): id {stint_id}:{author_id}:{YYYY-MM-DD}.
+export async function saveSummary(stintId, day, summary) {
+  const id = `${stintId}:${userId}:${day}`;
+  const ops = (await db.all('outbox')).filter((o) => o.id === id);
+  const unsent = foldable(ops.find((o) => !o.sent));
+  if (unsent) {
+    unsent.data = { summary };
+    unsent.op_id = uuid();
+    await db.put('outbox', unsent);
+  } else {
+    const rec = await db.get('records', `daily_summary:${id}`);
+    const known = rec && rec.data ? { version: rec.data.version } : { version: 0 };
+    const b = ops.length ? { base_version: null, chain: true } : { base_version: known.version || null };
+    await db.put('outbox', { op_id: uuid(), user_id: userId, type: 'daily_summary', id, op: 'upsert', ...b, data: { summary }, created: Date.now() });
+  }
+  await emit();
+}
+
+export async function summaries(stintId) {
+  const out = new Map();
+  for (const r of await db.all('records', 'stint', stintId)) if (r.type === 'daily_summary' && r.data) out.set(r.key.slice('daily_summary:'.length), { ...r.data });
+  for (const op of await db.all('outbox')) {
+    if (op.type !== 'daily_summary' || !op.id.startsWith(stintId + ':')) continue;
+    const [, author_id, day] = op.id.split(':');
+    out.set(op.id, { ...(out.get(op.id) || { author_id, day, stint_id: stintId }), ...op.data, _pending: true });
+  }
+  return [...out.values()];
+}
+
+export async function addFiles(stintId, observationId, files) {
+  await db.write(['uploads'], (tx) => {
+    for (const f of files) tx.put('uploads', { id: uuid(), user_id: userId, stint_id: stintId, observation_id: observationId, blob: f, filename: f.name || 'photo.jpg', caption: null, upload_url: null, created: Date.now() });
+  });
+  await emit();
+}
+
+// ---- the view of records: server copies overlaid with what is still in the outbox ----
+
+export async function observations(stintId) {
+  const server = (await db.all('records', 'stint', stintId)).filter((r) => r.type === 'observation').map((r) => ({ ...r.data }));
+  const byId = new Map(server.map((o) => [o.id, o]));
+  for (const op of await db.all('outbox')) {
+    if (op.type !== 'observation') continue;
+    const cur = byId.get(op.id);
+    if (op.op === 'delete') { if (cur) cur._deleted = true; continue; }
+    if (!cur) {
+      if (op.data && op.data.stint_id === stintId) byId.set(op.id, { ...op.data, version: 0, tags: op.data.tags || [], _pending: true });
+    } else {
+      Object.assign(cur, op.data, { _pending: true });
+    }
+  }
+  return [...byId.values()].filter((o) => !o._deleted);
+}
+
+export async function pendingUploads(observationId) {
+  return (await db.all('uploads')).filter((u) => !observationId || u.observation_id === observationId);
+}
+
+// ---- running a sync ----
+
+let current = null;
+let again = false;
+// One run at a time (also across tabs, with Web Locks). A request during a run starts one more run
+// after it, so a change made while syncing is not left waiting for the timer.
+export function sync(reason = 'manual') {
+  if (current) {
+    again = true;
+    return current.then(() => (again ? sync(reason) : undefined));
+  }
+  again = false;
+  const run = async () => {
+    state.running = true; state.error = null; await emit();
+    try {
+      await push();
+      await uploads();
+      await pull();
+      state.lastSync = new Date().toISOString();
+      await db.meta.set('lastSync', state.lastSync);
+      state.needSignIn = false;
+    } catch (e) {
+      if (e.status === 401) state.needSignIn = true;
+      state.error = e.status === 0 ? 'offline' : (e.message || String(e));
+      if (e.status !== 0 && e.status !== 401) console.warn('sync', reason, e);
+    } finally {
+      state.running = false; state.progress = null; current = null;
+      await emit();
+    }
+  };
+  current = navigator.locks ? navigator.locks.request('fieldbook-sync', run) : run();
+  return current;
+}
+
+async function push() {
+  for (;;) {
+    const ops = [];
+    const ids = new Set();
+    for (const o of (await db.all('outbox')).filter(mine)) {
+      if (ids.has(o.id)) continue; // one op per record and push: the next one may chain on its result
+      ids.add(o.id);
+      ops.push(o);
+      if (ops.length >= BATCH) break;
+    }
+    if (!ops.length) return;
+    for (const o of ops) {
+      if (!o.chain) continue;
+      const rec = await db.get('records', `${o.type === 'daily_summary' ? 'daily_summary' : 'observation'}:${o.id}`);
+      o.base_version = rec && rec.data && rec.data.version ? rec.data.version : null;
+      o.chain = false;
+      await db.put('outbox', o);
+    }
+    // The same batch is retried with the same Idempotency-Key until an answer arrives.
+    const opIds = ops.map((o) => o.op_id);
+    let inflight = await db.meta.get('inflight');
+    if (!inflight || inflight.ids.join() !== opIds.join()) {
+      inflight = { key: uuid(), ids: opIds };
+      await db.meta.set('inflight', inflight);
+    }
+    await db.write(['outbox'], (tx) => { for (const o of ops) if (!o.sent) tx.put('outbox', { ...o, sent: true }); });
+    const body = { ops: ops.map(({ op_id, type, id, op, base_version, data }) => ({ op_id, type, id, op, base_version, data })) };
+    const answer = await api('/api/sync/push', { method: 'POST', body, headers: { 'Idempotency-Key': inflight.key } });
+    const results = answer.results || [];
+    const have = new Map();
+    for (const op of ops) {
+      const rec = await db.get('records', `${op.type}:${op.id}`);
+      if (rec) have.set(op.id, rec.data);
+    }
+    await db.write(['outbox', 'issues', 'records', 'meta'], (tx) => {
+      results.forEach((r, i) => {
+        const op = ops[r.index ?? i];
+        if (!op) return;
+        if (r.status === 'applied' || r.status === 'duplicate') {
+          if ((op.type === 'observation' || op.type === 'daily_summary') && r.version) {
+            // Keep the known version so later edits are made against it.
+            tx.put('records', versioned(op, r, have.get(op.id)));
+          }
+        } else {
+          tx.put('issues', { op_id: op.op_id, status: r.status, op, current: r.current, mine: r.mine, changes: r.changes, error: r.error, version: r.version, at: Date.now() });
+        }
+        tx.del('outbox', op.seq);
+      });
+      tx.del('meta', 'inflight');
+    });
+    await emit();
+  }
+}
+
+// A just-applied create or edit, kept as the local server copy until the changes feed brings the real one.
+function versioned(op, r, prev = {}) {
+  const data = op.op === 'delete' ? { ...prev, version: r.version, _deleted: true } : { ...prev, ...op.data, version: r.version, _own: r.version };
+  if (op.type === 'daily_summary') {
+    const [stint_id, author_id, day] = op.id.split(':');
+    return { key: `daily_summary:${op.id}`, type: 'daily_summary', stint_id, data: { stint_id, author_id, day, ...data }, version: r.version };
+  }
+  if (!data.tags) data.tags = [];
+  return { key: `observation:${op.id}`, type: 'observation', stint_id: data.stint_id, data, version: r.version };
+}
+
+async function uploads() {
+  const waiting = (await db.all('uploads')).filter(mine);
+  if (!waiting.length) return;
+  const unsent = new Set((await db.all('outbox')).filter(mine).map((o) => o.id));
+  for (const item of waiting) {
+    if (item.observation_id && unsent.has(item.observation_id)) continue; // its observation first
+    // Already there (an earlier attempt finished but its answer was lost)?
+    try {
+      await api(`/api/materials/${item.id}`);
+      await db.del('uploads', item.id);
+      await emit();
+      continue;
+    } catch (e) {
+      if (e.status !== 404) throw e;
+    }
+    try {
+      await tusUpload(item, {
+        save: async (url) => { item.upload_url = url; await db.put('uploads', item); },
+        progress: (sent, total) => { state.progress = { sent, total }; emit(); },
+      });
+    } catch (e) {
+      if (e.status === 0 || e.status === 401 || e.status >= 500 || e.status === 423 || e.status === 409) throw e;
+      // The server refused the file (415 type, 413 size, 422 content): the user decides.
+      await db.write(['uploads', 'issues'], (tx) => {
+        tx.del('uploads', item.id);
+        tx.put('issues', { op_id: 'upload:' + item.id, status: 'rejected', upload: { ...item, blob: undefined }, error: { status: e.status, code: e.code, message: e.message }, at: Date.now() });
+      });
+      await emit();
+      continue;
+    }
+    await api(`/api/materials/${item.id}`); // confirmed before it leaves the outbox
+    await db.del('uploads', item.id);
+    await emit();
+  }
+}
+
+async function pull() {
+  let since = await db.meta.get('cursor');
+  for (let guard = 0; guard < 1000; guard++) {
+    let page;
+    try {
+      page = await api('/api/sync/changes' + (since ? `?since=${encodeURIComponent(since)}` : ''));
+    } catch (e) {
+      if (e.status === 410) {
+        // Our cursor is older than the tombstones the server keeps: start over.
+        await db.write(['records', 'meta'], (tx) => { tx.clear('records'); tx.del('meta', 'cursor'); });
+        since = null;
+        continue;
+      }
+      throw e;
+    }
+    await db.write(['records', 'meta'], (tx) => {
+      for (const c of page.changes) {
+        if (c.type === 'stint_access') continue; // handled below
+        const key = `${c.type}:${c.id}`;
+        if (c.deleted) tx.del('records', key);
+        else tx.put('records', { key, type: c.type, stint_id: c.stint_id, data: c.data, version: c.version });
+      }
+      tx.put('meta', page.cursor, 'cursor');
+    });
+    const dropped = page.changes.filter((c) => c.type === 'stint_access' && c.deleted).map((c) => c.stint_id);
+    for (const stintId of dropped) {
+      const rows = await db.all('records', 'stint', stintId);
+      await db.write(['records'], (tx) => { for (const r of rows) tx.del('records', r.key); });
+    }
+    if (page.changes.some((c) => c.type === 'stint_access')) window.dispatchEvent(new CustomEvent('fieldbook:stints'));
+    since = page.cursor;
+    if (!page.has_more) break;
+  }
+}
+
+// ---- resolving what the server pushed back ----
+
+export async function issues() { return db.all('issues'); }
+
+// Keep mine: push my version again, against the server's current version.
+export async function keepMine(issue) {
+  const op = issue.op;
+  const data = op.op === 'delete' ? null : { ...(op.base_version === null ? op.data : issue.mine || op.data) };
+  if (data) { delete data.id; delete data.stint_id; }
+  await db.write(['outbox', 'issues'], (tx) => {
+    tx.put('outbox', { op_id: uuid(), user_id: userId, type: op.type, id: op.id, op: op.op, base_version: issue.version ?? (issue.current && issue.current.version) ?? null, data, created: Date.now() });
+    tx.del('issues', issue.op_id);
+  });
+  await emit();
+}
+
+export async function dismiss(issue) {
+  await db.del('issues', issue.op_id);
+  await emit();
+}

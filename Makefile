@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export FIELDBOOK_DATA_DIR ?= $(CURDIR)/data
+# The browser tests use Debian's /usr/bin/chromium; Playwright must never fetch a browser of its own.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
 .PHONY: install run migrate test lint typecheck test-sqlite test-pg bench fuzz clean
 

@@ -1,7 +1,9 @@
 """The ``fieldbook`` command: serve, migrate, manage accounts."""
 
 import getpass
+import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import sqlalchemy as sa
@@ -37,6 +39,12 @@ def migrate() -> None:
     console.print("[green]Database is at the newest schema.[/green]")
 
 
+def _command() -> str:
+    """How to call this command again: the console script beside this Python (e.g. .venv/bin/fieldbook)."""
+    script = Path(sys.executable).parent / "fieldbook"
+    return str(script) if script.exists() else "fieldbook"
+
+
 def _welcome(engine: sa.Engine, host: str, port: int) -> None:
     with Session(engine) as session:
         has_users = session.exec(select(User.id).limit(1)).first() is not None
@@ -45,7 +53,7 @@ def _welcome(engine: sa.Engine, host: str, port: int) -> None:
     if not has_users:
         console.print(
             "[yellow]No accounts yet.[/yellow] Create the first one (you will be asked for a password):\n"
-            f"    [bold]{sys.argv[0]} user add you@example.com --name 'Your Name' --admin[/bold]\n"
+            f"    [bold]{_command()} user add you@example.com --name 'Your Name' --admin[/bold]\n"
             f"then open {url}/docs, press Authorize and sign in with that e-mail and password.\n"
         )
     else:
@@ -65,8 +73,15 @@ def serve(
     migrations.upgrade(engine)
     _welcome(engine, host, port)
     engine.dispose()
+    os.environ.setdefault("FIELDBOOK_LOG_JSON", "1")  # inherited by every worker process
     uvicorn.run(
-        "api.main:create_app", factory=True, host=host, port=port, workers=workers, proxy_headers=True
+        "api.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+        log_config=None,  # our JSON logging, configured in create_app
     )
 
 
@@ -111,5 +126,133 @@ def user_list() -> None:
     engine.dispose()
 
 
+@app.command()
+def gc(
+    grace_minutes: Annotated[
+        int, typer.Option(min=0, help="Keep blobs stored more recently than this (uploads in flight)")
+    ] = 60,
+) -> None:
+    """Remove stored files no live material needs, and partial uploads that expired."""
+    from datetime import timedelta
+
+    from api.gc import collect
+    from storage import make_store
+
+    settings = Settings()
+    engine = _engine()
+    try:
+        store = make_store(settings.storage_url, settings.data_dir)
+        report = collect(engine, store, settings, timedelta(minutes=grace_minutes))
+    finally:
+        engine.dispose()
+    console.print(
+        f"[green]Removed {report.blobs_removed} unreferenced blob(s), {report.uploads_removed} expired "
+        f"upload(s), {report.stray_files_removed} stray file(s); kept {report.blobs_kept} blob(s).[/green]"
+    )
+
+
+@app.command("extract-text")
+def extract_text() -> None:
+    """Extract text (and OCR photos) for materials still waiting for it, e.g. after a crash."""
+    from api.textextract import drain
+    from storage import make_store
+
+    settings = Settings()
+    engine = _engine()
+    try:
+        handled = drain(engine, make_store(settings.storage_url, settings.data_dir), limit=10**9)
+    finally:
+        engine.dispose()
+    console.print(f"[green]Handled {handled} material(s).[/green]")
+
+
+@app.command()
+def reindex(
+    wait: Annotated[int, typer.Option(min=0, help="Seconds to wait for the running indexer")] = 600,
+) -> None:
+    """Rebuild the search index from the database (progress bar) and swap it in atomically;
+    search keeps answering from the old index meanwhile."""
+    from rich.progress import Progress
+
+    from api.search_indexer import Indexer, indexer_lock, store_for
+
+    engine = _engine()
+    try:
+        indexer = Indexer(store_for(Settings().data_dir), engine)
+        with indexer_lock(indexer.store.lock_path, wait_seconds=wait) as got:
+            if not got:
+                console.print("[red]The search indexer is busy (lock held); try again later.[/red]")
+                raise typer.Exit(1)
+            with Progress(console=console) as progress:
+                bar = progress.add_task("Indexing", total=indexer.record_count())
+                indexed = indexer.rebuild_locked(progress=lambda n: progress.advance(bar, n))
+    finally:
+        engine.dispose()
+    console.print(f"[green]Indexed {indexed} record(s); the new search index is live.[/green]")
+
+
+@app.command()
+def check() -> None:
+    """Report inconsistencies between the database and the search index; exit 1 if any."""
+    from api.search_index import IndexUnavailable
+    from api.search_indexer import check as check_search
+    from api.search_indexer import store_for
+
+    engine = _engine()
+    try:
+        report = check_search(store_for(Settings().data_dir), engine)
+    except IndexUnavailable:
+        console.print("[red]search: the index is missing or unreadable; run `fieldbook reindex`.[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    for line in report.lines():
+        console.print(line if report.ok else f"[red]{line}[/red]")
+    blob_problems = _material_blob_problems()
+    for line in blob_problems:
+        console.print(f"[red]{line}[/red]")
+    if not report.ok or blob_problems:
+        raise typer.Exit(1)
+
+
+def _material_blob_problems() -> list[str]:
+    from api.gc import missing_blobs
+    from storage import make_store
+
+    settings = Settings()
+    engine = _engine()
+    try:
+        return missing_blobs(engine, make_store(settings.storage_url, settings.data_dir))
+    finally:
+        engine.dispose()
+
+
+@app.command("import-stint")
+def import_stint_cmd(
+    archive: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A ZIP from the stint export")],
+) -> None:
+    """Restore a stint from its ZIP export (GET /api/stints/{id}/export?format=zip), with the same ids.
+    Every SHA-256 in its manifest is checked first; accounts it names that do not exist here are
+    created disabled (enable them and set a password with the users API)."""
+    from api.archive import ArchiveError, import_stint
+    from storage import make_store
+
+    settings = Settings()
+    engine = _engine()
+    try:
+        with Session(engine) as session:
+            stint = import_stint(session, make_store(settings.storage_url, settings.data_dir), archive)
+    except ArchiveError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    console.print(f"[green]Restored stint {stint.id} ({stint.title}).[/green]")
+
+
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -7,14 +7,16 @@ from datetime import date, datetime, timedelta
 import sqlalchemy as sa
 from fastapi import APIRouter
 from pydantic import BaseModel
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from api.access import StintDep, StintWriter
+from api.changelog import ChangeType, logged_version, record_change
 from api.db import SessionDep, utcnow
 from api.errors import responses
 from api.fields import Text
 from api.models import DailySummary, Observation
 from api.observations import ObservationOut, observations_out
+from api.search_docs import record_index_task
 from api.users import user_names
 
 router = APIRouter(prefix="/api/stints/{stint_id}/days", tags=["daily log"])
@@ -60,24 +62,16 @@ def list_days(session: SessionDep, access: StintDep) -> list[DayOverview]:
     """Every day of the stint, empty ones included so gaps show, with counts per researcher.
     Days outside the planned dates appear too when something was logged on them."""
     stint = access.stint
-    counts = (
-        session.execute(
-            sa.select(col(Observation.day), col(Observation.author_id), sa.func.count())
-            .where(col(Observation.stint_id) == stint.id, col(Observation.deleted_at).is_(None))
-            .group_by(col(Observation.day), col(Observation.author_id))
-        )
-        .tuples()
-        .all()
-    )
-    summaries = (
-        session.execute(
-            sa.select(col(DailySummary.day), sa.func.count())
-            .where(col(DailySummary.stint_id) == stint.id)
-            .group_by(col(DailySummary.day))
-        )
-        .tuples()
-        .all()
-    )
+    counts = session.execute(
+        sa.select(col(Observation.day), col(Observation.author_id), sa.func.count())
+        .where(col(Observation.stint_id) == stint.id, col(Observation.deleted_at).is_(None))
+        .group_by(col(Observation.day), col(Observation.author_id))
+    ).all()
+    summaries = session.execute(
+        sa.select(col(DailySummary.day), sa.func.count())
+        .where(col(DailySummary.stint_id) == stint.id)
+        .group_by(col(DailySummary.day))
+    ).all()
     per_day: dict[date, dict[uuid.UUID, int]] = defaultdict(dict)
     for day, author, count in counts:
         per_day[day][author] = count
@@ -138,13 +132,57 @@ def get_day(day: date, session: SessionDep, access: StintDep) -> DayLog:
 @router.put("/{day}", response_model=DayLog, responses=responses(401, 403, 404, 422))
 def put_day_summary(day: date, body: SummaryIn, session: SessionDep, access: StintWriter) -> DayLog:
     """Write your own summary of the day (researchers and managers). Repeating it changes nothing more."""
-    summary = session.get(DailySummary, (access.stint.id, access.user.id, day))
-    if summary is None:
-        summary = DailySummary(
-            stint_id=access.stint.id, author_id=access.user.id, day=day, summary=body.summary
-        )
-    elif summary.summary != body.summary:
-        summary.summary, summary.version, summary.updated_at = body.summary, summary.version + 1, utcnow()
-    session.add(summary)
+    current = session.get(DailySummary, (access.stint.id, access.user.id, day))
+    save_summary(session, access.stint.id, access.user.id, day, body.summary, current)
     session.commit()
     return _day_log(session, access, day)
+
+
+def summary_key(stint_id: uuid.UUID, author_id: uuid.UUID, day: date) -> str:
+    """The id of one researcher's summary of one day, in the sync feed and in sync pushes."""
+    return f"{stint_id}:{author_id}:{day.isoformat()}"
+
+
+def save_summary(
+    session: Session,
+    stint_id: uuid.UUID,
+    author_id: uuid.UUID,
+    day: date,
+    text: str,
+    current: DailySummary | None,
+) -> DailySummary:
+    """Create or change a summary; the same text again changes nothing. Versions keep rising
+    across a delete, so devices never take a re-created summary for an older one."""
+    key = summary_key(stint_id, author_id, day)
+    if current is None:
+        current = DailySummary(
+            stint_id=stint_id,
+            author_id=author_id,
+            day=day,
+            summary=text,
+            version=logged_version(session, ChangeType.daily_summary, key) + 1,
+        )
+    elif current.summary != text:
+        current.summary, current.version, current.updated_at = text, current.version + 1, utcnow()
+    else:
+        return current
+    session.add(current)
+    record_change(session, ChangeType.daily_summary, key, stint_id=stint_id, version=current.version)
+    record_index_task(session, "day", key)
+    return current
+
+
+def delete_summary(session: Session, summary: DailySummary) -> int:
+    """Delete a summary, leaving a tombstone in the sync feed. Returns the tombstone's version."""
+    version = summary.version + 1
+    session.delete(summary)
+    record_index_task(session, "day", summary_key(summary.stint_id, summary.author_id, summary.day))
+    record_change(
+        session,
+        ChangeType.daily_summary,
+        summary_key(summary.stint_id, summary.author_id, summary.day),
+        stint_id=summary.stint_id,
+        version=version,
+        deleted=True,
+    )
+    return version

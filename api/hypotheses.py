@@ -5,25 +5,27 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from sqlmodel import Session, select
 
 from api.access import StintAccess, StintDep, StintWriter, stint_access
 from api.auth import CurrentUser
+from api.changelog import ChangeType, record_change
 from api.db import SessionDep, utcnow
 from api.errors import Gone, Invalid, NotFound, responses
 from api.etags import check_if_match, etag
+from api.fields import Text
 from api.models import Hypothesis, HypothesisDimension, HypothesisStatus, Role, User
 
 router = APIRouter(prefix="/api", tags=["hypotheses"])
 
-Statement = Annotated[str, Field(min_length=1, max_length=2000)]
+Statement = Text(2000, min_length=1)
 
 
 class HypothesisCreate(BaseModel):
     model_config = {"extra": "forbid", "str_strip_whitespace": True}
 
-    statement: Statement
+    statement: Statement  # type: ignore[valid-type]
     dimension: HypothesisDimension | None = None
     status: HypothesisStatus = HypothesisStatus.open
 
@@ -31,7 +33,7 @@ class HypothesisCreate(BaseModel):
 class HypothesisUpdate(BaseModel):
     model_config = {"extra": "forbid", "str_strip_whitespace": True}
 
-    statement: Statement | None = None
+    statement: Statement | None = None  # type: ignore[valid-type]
     dimension: HypothesisDimension | None = None
     status: HypothesisStatus | None = None
 
@@ -46,6 +48,17 @@ class HypothesisOut(BaseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+def _log_change(session: Session, hypothesis: Hypothesis) -> None:
+    record_change(
+        session,
+        ChangeType.hypothesis,
+        hypothesis.id,
+        stint_id=hypothesis.stint_id,
+        version=hypothesis.version,
+        deleted=hypothesis.deleted_at is not None,
+    )
 
 
 def _load(session: Session, hypothesis_id: uuid.UUID, user: User) -> tuple[Hypothesis, StintAccess]:
@@ -75,6 +88,7 @@ def create_hypothesis(
         created_by=access.user.id,
     )
     session.add(hypothesis)
+    _log_change(session, hypothesis)
     session.commit()
     response.headers["ETag"] = etag(hypothesis.version)
     return hypothesis
@@ -131,6 +145,7 @@ def update_hypothesis(
     hypothesis.version += 1
     hypothesis.updated_at = utcnow()
     session.add(hypothesis)
+    _log_change(session, hypothesis)
     session.commit()
     response.headers["ETag"] = etag(hypothesis.version)
     return hypothesis
@@ -151,5 +166,6 @@ def delete_hypothesis(
     hypothesis.deleted_at = utcnow()
     hypothesis.version += 1
     session.add(hypothesis)
+    _log_change(session, hypothesis)
     session.commit()
     return Response(status_code=204)

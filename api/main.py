@@ -7,10 +7,34 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from api import auth, days, hypotheses, members, observations, stints, users
+from api import (
+    action_review,
+    actions,
+    auth,
+    days,
+    debrief,
+    expected_materials,
+    exports,
+    hypotheses,
+    insights,
+    material_upload,
+    materials,
+    members,
+    observations,
+    search,
+    share_public,
+    shares,
+    stints,
+    sync,
+    sync_changes,
+    themes,
+    tus,
+    users,
+)
 from api.config import Settings
-from api.db import make_engine
+from api.db import make_engine, reading
 from api.errors import ErrorResponse, error_body, install_error_handlers
+from api.logs import RequestLog, configure_logging
 from api.middleware import BodyLimit, SecurityHeaders
 
 FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
@@ -28,9 +52,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = make_engine(settings.sqlalchemy_url)
+    app.state.read_engine = reading(app.state.engine)
+    if settings.log_json:
+        configure_logging()
     install_error_handlers(app)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, exempt=("/api/uploads",))
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.max_body_bytes,
+        exempt=("/api/uploads",),
+        exempt_pattern=r"/api/stints/[^/]+/materials",  # multipart uploads enforce their own limits
+    )
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestLog)  # outermost: sees every answer, errors included
 
     app.include_router(auth.router)
     app.include_router(users.router)
@@ -39,6 +72,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(hypotheses.router)
     app.include_router(observations.router)
     app.include_router(days.router)
+    app.include_router(material_upload.router)
+    app.include_router(materials.router)
+    app.include_router(expected_materials.router)
+    app.include_router(tus.router)
+    app.include_router(insights.router)
+    app.include_router(themes.router)
+    app.include_router(actions.router)
+    app.include_router(action_review.router)
+    app.include_router(debrief.router)
+    app.include_router(shares.router)
+    app.include_router(share_public.router)
+    app.include_router(exports.router)
+    app.include_router(sync.router)
+    app.include_router(sync_changes.router)
+    search.install(app)  # the search router, and this process's indexer thread
 
     @app.get(
         "/healthz", tags=["ops"], responses={503: {"model": ErrorResponse, "description": "Database down"}}
@@ -52,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse(error_body("database_unavailable", "The database does not answer."), 503)
         return JSONResponse({"status": "ok"})
 
-    if FRONTEND_DIR.is_dir():
-        app.mount("/", StaticFiles(directory=FRONTEND_DIR, html=True), name="frontend")
+    frontend = settings.frontend_dir or FRONTEND_DIR
+    if frontend.is_dir():
+        app.mount("/", StaticFiles(directory=frontend, html=True), name="frontend")
     return app

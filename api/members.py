@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
 from api.access import StintDep, StintManager
+from api.changelog import record_access
 from api.db import SessionDep
 from api.errors import Conflict, Forbidden, Invalid, NotFound, responses
 from api.models import Membership, Role, User
@@ -85,6 +86,7 @@ def add_member(body: MemberAdd, session: SessionDep, access: StintManager) -> Me
         raise Conflict("This person is already a member; change their role instead.", code="already_member")
     member = Membership(stint_id=access.stint.id, user_id=user.id, role=body.role.value)
     session.add(member)
+    record_access(session, member.stint_id, member.user_id, granted=True)
     session.commit()
     return _out(member, user)
 
@@ -102,6 +104,7 @@ def change_role(
         raise Conflict("A stint keeps at least one manager.", code="last_manager")
     member.role = body.role.value
     session.add(member)
+    record_access(session, member.stint_id, member.user_id, granted=True)
     session.commit()
     return _out(member, user)
 
@@ -115,5 +118,7 @@ def remove_member(user_id: uuid.UUID, session: SessionDep, access: StintDep) -> 
     if member.role == Role.manager.value and _managers(session, access.stint.id) == 1:
         raise Conflict("A stint keeps at least one manager.", code="last_manager")
     session.delete(member)
+    # Their devices learn from the sync feed to drop this stint.
+    record_access(session, member.stint_id, member.user_id, granted=False)
     session.commit()
     return Response(status_code=204)

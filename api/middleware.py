@@ -1,6 +1,7 @@
 """ASGI middleware: request body limits and security headers on every answer."""
 
 import json
+import re
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,13 +18,20 @@ _CSP = b"default-src 'self'; img-src 'self' data: blob:; style-src 'self'; scrip
 
 class BodyLimit:
     """413 for bodies over ``limit`` bytes, whether announced by Content-Length or streamed.
-    Paths under ``exempt`` (uploads) enforce their own limits."""
+    Paths under ``exempt`` or matching ``exempt_pattern`` (uploads) enforce their own limits."""
 
-    def __init__(self, app: ASGIApp, limit: int, exempt: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: int, exempt: tuple[str, ...] = (), exempt_pattern: str | None = None
+    ) -> None:
         self.app, self.limit, self.exempt = app, limit, exempt
+        self.exempt_pattern = re.compile(exempt_pattern) if exempt_pattern else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(self.exempt):
+        if (
+            scope["type"] != "http"
+            or scope["path"].startswith(self.exempt)
+            or (self.exempt_pattern is not None and self.exempt_pattern.fullmatch(scope["path"]))
+        ):
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")

@@ -6,9 +6,10 @@ import hashlib
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from enum import Enum
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, NoReturn, Self
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Header, Query, Response
@@ -17,8 +18,18 @@ from sqlmodel import Session, col, select
 
 from api.access import StintAccess, StintDep, StintWriter, stint_access
 from api.auth import CurrentUser
+from api.changelog import ChangeType, record_change
 from api.db import SessionDep, utcnow
-from api.errors import BadRequest, Conflict, Forbidden, Gone, Invalid, NotFound, responses
+from api.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    Gone,
+    Invalid,
+    NotFound,
+    PreconditionFailed,
+    responses,
+)
 from api.etags import check_if_match, etag
 from api.fields import Tags, Text, normalise_tag
 from api.logday import log_day
@@ -31,8 +42,10 @@ from api.models import (
     ObservationTag,
     Role,
     Stance,
+    Stint,
     User,
 )
+from api.search_docs import record_index_task
 from api.users import user_names
 
 router = APIRouter(prefix="/api", tags=["observations"])
@@ -128,14 +141,21 @@ def observations_out(session: Session, rows: Sequence[Observation]) -> list[Obse
     links: dict[uuid.UUID, list[HypothesisLink]] = {i: [] for i in ids}
     names: dict[uuid.UUID, str] = {}
     if ids:
-        for t in session.exec(select(ObservationTag).where(col(ObservationTag.observation_id).in_(ids))):
-            tags[t.observation_id].append(t.tag)
-        for h in session.exec(
-            select(ObservationHypothesis).where(col(ObservationHypothesis.observation_id).in_(ids))
-        ):
-            links[h.observation_id].append(
-                HypothesisLink(hypothesis_id=h.hypothesis_id, stance=Stance(h.stance))
+        # Columns, not ORM objects: a sync page serialises a thousand observations at a time.
+        for obs_id, tag in session.execute(
+            sa.select(col(ObservationTag.observation_id), col(ObservationTag.tag)).where(
+                col(ObservationTag.observation_id).in_(ids)
             )
+        ):
+            tags[obs_id].append(tag)
+        for obs_id, hypothesis_id, stance in session.execute(
+            sa.select(
+                col(ObservationHypothesis.observation_id),
+                col(ObservationHypothesis.hypothesis_id),
+                col(ObservationHypothesis.stance),
+            ).where(col(ObservationHypothesis.observation_id).in_(ids))
+        ):
+            links[obs_id].append(HypothesisLink(hypothesis_id=hypothesis_id, stance=Stance(stance)))
         names = user_names(session, {o.author_id for o in rows})
     return [
         ObservationOut(
@@ -154,30 +174,118 @@ def _set_tags(session: Session, obs: Observation, tags: list[str]) -> None:
     session.add_all(ObservationTag(observation_id=obs.id, tag=tag) for tag in tags)
 
 
-def _set_links(session: Session, obs: Observation, links: list[HypothesisLink]) -> None:
-    wanted = {link.hypothesis_id for link in links}
-    if wanted:
-        found = set(
-            session.exec(
-                select(Hypothesis.id).where(
-                    Hypothesis.id.in_(wanted),  # type: ignore[attr-defined]
-                    Hypothesis.stint_id == obs.stint_id,
-                    Hypothesis.deleted_at.is_(None),  # type: ignore[union-attr]
-                )
-            ).all()
-        )
-        if missing := wanted - found:
-            raise Invalid(
-                "Linked hypotheses must belong to this stint.",
-                code="unknown_hypothesis",
-                details={"hypothesis_ids": sorted(str(m) for m in missing)},
+def live_hypotheses(session: Session, stint_id: uuid.UUID, wanted: set[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of ``wanted`` that are hypotheses of this stint, not deleted."""
+    if not wanted:
+        return set()
+    return set(
+        session.exec(
+            select(Hypothesis.id).where(
+                col(Hypothesis.id).in_(wanted),
+                Hypothesis.stint_id == stint_id,
+                col(Hypothesis.deleted_at).is_(None),
             )
+        ).all()
+    )
+
+
+def check_links(links: Sequence[HypothesisLink], found: set[uuid.UUID]) -> None:
+    """Invalid unless every linked hypothesis is in ``found`` (see :func:`live_hypotheses`)."""
+    if missing := {link.hypothesis_id for link in links} - found:
+        raise Invalid(
+            "Linked hypotheses must belong to this stint.",
+            code="unknown_hypothesis",
+            details={"hypothesis_ids": sorted(str(m) for m in missing)},
+        )
+
+
+def _set_links(session: Session, obs: Observation, links: list[HypothesisLink]) -> None:
+    """Replace the links (checked beforehand with :func:`check_links`)."""
     session.execute(sa.delete(ObservationHypothesis).where(ObservationHypothesis.observation_id == obs.id))  # type: ignore[arg-type]
     session.add_all(
         ObservationHypothesis(
             observation_id=obs.id, hypothesis_id=link.hypothesis_id, stance=link.stance.value
         )
         for link in links
+    )
+
+
+@dataclass
+class NewObservation:
+    """A new observation's column values, its tags and links (plain values: a sync push makes a
+    thousand at a time, and building ORM objects would cost more than inserting them)."""
+
+    values: dict[str, Any]
+    tags: list[str]
+    links: list[HypothesisLink]
+
+    @property
+    def id(self) -> uuid.UUID:
+        obs_id: uuid.UUID = self.values["id"]
+        return obs_id
+
+    @property
+    def row(self) -> Observation:
+        return Observation(**self.values)
+
+    def hypothesis_ids(self) -> set[uuid.UUID]:
+        return {link.hypothesis_id for link in self.links}
+
+
+def new_observation(
+    stint: Stint, author_id: uuid.UUID, body: ObservationCreate, obs_id: uuid.UUID, now: datetime
+) -> NewObservation:
+    """A new observation as the phone recorded it: ``observed_at`` kept, ``received_at`` now, and the
+    log day taken in the stint's timezone (23:50 in Shanghai is that day, not UTC's)."""
+    observed_at = (body.observed_at or now).astimezone(UTC)
+    values = {
+        "id": obs_id,
+        "stint_id": stint.id,
+        "author_id": author_id,
+        "text": body.text,
+        "kind": (body.kind or ObservationKind.note).value,
+        "quote": body.quote,
+        "speaker_role": body.speaker_role,
+        "speaker_name": body.speaker_name,
+        "dimension": body.dimension.value if body.dimension else None,
+        "observed_at": observed_at,
+        "received_at": now,
+        "updated_at": now,
+        "day": log_day(observed_at, stint.timezone),
+        "version": 1,
+        "create_hash": body.fingerprint(),
+        "deleted_at": None,
+    }
+    return NewObservation(values=values, tags=list(body.tags or []), links=body.links() or [])
+
+
+def insert_observations(session: Session, items: Sequence[NewObservation]) -> None:
+    """Insert new observations with their tags and links, a statement per table however many there
+    are. Links must have been checked (:func:`check_links`)."""
+    if not items:
+        return
+    session.execute(sa.insert(Observation.__table__), [item.values for item in items])  # type: ignore[attr-defined]
+    tags = [{"observation_id": item.id, "tag": tag} for item in items for tag in item.tags]
+    if tags:
+        session.execute(sa.insert(ObservationTag.__table__), tags)  # type: ignore[attr-defined]
+    links = [
+        {"observation_id": item.id, "hypothesis_id": link.hypothesis_id, "stance": link.stance.value}
+        for item in items
+        for link in item.links
+    ]
+    if links:
+        session.execute(sa.insert(ObservationHypothesis.__table__), links)  # type: ignore[attr-defined]
+    for item in items:
+        record_change(session, ChangeType.observation, item.id, stint_id=item.values["stint_id"], version=1)
+        record_index_task(session, "observation", item.id)
+
+
+def same_create(existing: Observation, stint_id: uuid.UUID, author_id: uuid.UUID, fingerprint: str) -> bool:
+    """Is this create a retry of the one that made ``existing``?"""
+    return (
+        existing.stint_id == stint_id
+        and existing.author_id == author_id
+        and existing.create_hash == fingerprint
     )
 
 
@@ -196,7 +304,7 @@ def _load(session: Session, observation_id: uuid.UUID, user: User) -> tuple[Obse
     return obs, access
 
 
-def _may_edit(access: StintAccess, obs: Observation) -> None:
+def may_edit(access: StintAccess, obs: Observation) -> None:
     access.require(Role.researcher)
     if obs.author_id != access.user.id and not access.is_manager:
         raise Forbidden("Only the author or a manager changes an observation.")
@@ -220,28 +328,10 @@ def create_observation(
     obs_id = body.id or uuid.uuid4()
     existing = session.get(Observation, obs_id)
     if existing is None:
-        now = utcnow()
-        observed_at = body.observed_at or now
-        obs = Observation(
-            id=obs_id,
-            stint_id=access.stint.id,
-            author_id=access.user.id,
-            text=body.text,
-            kind=(body.kind or ObservationKind.note).value,
-            quote=body.quote,
-            speaker_role=body.speaker_role,
-            speaker_name=body.speaker_name,
-            dimension=body.dimension.value if body.dimension else None,
-            observed_at=observed_at,
-            received_at=now,
-            updated_at=now,
-            day=log_day(observed_at, access.stint.timezone),
-            create_hash=fingerprint,
-        )
-        session.add(obs)
-        session.flush()
-        _set_tags(session, obs, body.tags or [])
-        _set_links(session, obs, body.links() or [])
+        new = new_observation(access.stint, access.user.id, body, obs_id, utcnow())
+        check_links(new.links, live_hypotheses(session, access.stint.id, new.hypothesis_ids()))
+        insert_observations(session, [new])
+        obs = new.row
         try:
             session.commit()
         except sa.exc.IntegrityError:
@@ -253,11 +343,7 @@ def create_observation(
         else:
             response.headers["Location"] = f"/api/observations/{obs.id}"
             return _with_etag(response, observations_out(session, [obs])[0])
-    if (
-        existing.stint_id != access.stint.id
-        or existing.author_id != access.user.id
-        or existing.create_hash != fingerprint
-    ):
+    if not same_create(existing, access.stint.id, access.user.id, fingerprint):
         raise Conflict(
             "An observation with this id already exists with other content.",
             code="id_conflict",
@@ -345,6 +431,8 @@ def list_observations(
 
 
 def _author_id(session: Session, author: str) -> uuid.UUID | None:
+    if "\x00" in author:
+        raise Invalid("author: contains a NUL character.")
     if "@" in author:
         return session.exec(select(User.id).where(User.email == author.strip().lower())).first()
     try:
@@ -378,8 +466,19 @@ def update_observation(
 ) -> ObservationOut:
     """Edit an observation (its author or a manager). Needs `If-Match`: 428 without, 412 when stale."""
     obs, access = _load(session, observation_id, user)
-    _may_edit(access, obs)
+    may_edit(access, obs)
     check_if_match(if_match, obs.version, required=True)
+    if not apply_update(session, obs, access.stint.timezone, body):
+        _stale(session, obs)
+    session.commit()
+    return _with_etag(response, observations_out(session, [obs])[0])
+
+
+def apply_update(
+    session: Session, obs: Observation, timezone: str, body: ObservationUpdate, *, restore: bool = False
+) -> bool:
+    """Apply an edit as the next version of ``obs`` (``restore``: and undelete it). False, with nothing
+    written, when someone else wrote a newer version first. Invalid for links outside the stint."""
     values = {
         field: value.value if isinstance(value, Enum) else value
         for field, value in body.model_dump(
@@ -387,31 +486,52 @@ def update_observation(
         ).items()
     }
     if "observed_at" in values:
-        values["day"] = log_day(values["observed_at"], access.stint.timezone)
+        values["day"] = log_day(values["observed_at"], timezone)
+    if restore:
+        values["deleted_at"] = None
+    links = body.links()
+    if links is not None:
+        check_links(links, live_hypotheses(session, obs.stint_id, {link.hypothesis_id for link in links}))
+    if not write_version(session, obs, values):
+        return False
     if body.tags is not None:
         _set_tags(session, obs, body.tags)
-    if (links := body.links()) is not None:
+    if links is not None:
         _set_links(session, obs, links)
-    _bump(session, obs, values)
-    session.commit()
-    return _with_etag(response, observations_out(session, [obs])[0])
+    return True
 
 
-def _bump(session: Session, obs: Observation, values: dict[str, Any]) -> None:
+def write_version(session: Session, obs: Observation, values: dict[str, Any]) -> bool:
     """Write ``values`` and the next version, only if no one else wrote since ``obs`` was read:
-    two concurrent edits on PostgreSQL cannot both win."""
-    now = utcnow()
+    two concurrent edits on PostgreSQL cannot both win. False, with nothing written, if one did."""
     written = session.execute(
         sa.update(Observation)
         .where(col(Observation.id) == obs.id, col(Observation.version) == obs.version)
-        .values(**values, version=obs.version + 1, updated_at=now)
+        .values(**values, version=obs.version + 1, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
     if written.rowcount != 1:  # type: ignore[attr-defined]
-        session.rollback()
-        current = session.get(Observation, obs.id, populate_existing=True)
-        check_if_match(etag(obs.version), current.version if current else obs.version + 1, required=True)
+        return False
     session.refresh(obs)
+    record_change(
+        session,
+        ChangeType.observation,
+        obs.id,
+        stint_id=obs.stint_id,
+        version=obs.version,
+        deleted=obs.deleted_at is not None,
+    )
+    record_index_task(session, "observation", obs.id)
+    return True
+
+
+def _stale(session: Session, obs: Observation) -> NoReturn:
+    """Someone else's edit won the race: roll back and answer 412 with the current version."""
+    expected = obs.version
+    session.rollback()
+    current = session.get(Observation, obs.id, populate_existing=True)
+    check_if_match(etag(expected), current.version if current else expected + 1, required=True)
+    raise PreconditionFailed()
 
 
 @router.delete(
@@ -425,8 +545,9 @@ def delete_observation(
 ) -> Response:
     """Delete an observation (its author or a manager). A tombstone stays so other devices learn of it."""
     obs, access = _load(session, observation_id, user)
-    _may_edit(access, obs)
+    may_edit(access, obs)
     check_if_match(if_match, obs.version, required=False)
-    _bump(session, obs, {"deleted_at": utcnow()})
+    if not write_version(session, obs, {"deleted_at": utcnow()}):
+        _stale(session, obs)
     session.commit()
     return Response(status_code=204)

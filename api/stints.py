@@ -10,10 +10,13 @@ from sqlmodel import Session, select
 
 from api.access import StintDep, StintManager
 from api.auth import CurrentUser
+from api.changelog import record_access
 from api.db import SessionDep, utcnow
 from api.errors import Invalid, responses
+from api.fields import Text
 from api.logday import log_day, valid_timezone
 from api.models import Membership, Observation, Purpose, Role, Stint
+from api.search_docs import record_index_task
 
 router = APIRouter(prefix="/api/stints", tags=["stints"])
 
@@ -21,8 +24,10 @@ router = APIRouter(prefix="/api/stints", tags=["stints"])
 MAX_STINT_DAYS = 12 * 7
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 
-Timezone = Annotated[str, Field(max_length=64), AfterValidator(valid_timezone)]
-Title = Annotated[str, Field(min_length=1, max_length=200)]
+Timezone = Annotated[Text(64), AfterValidator(valid_timezone)]  # type: ignore[valid-type]
+Title = Text(200, min_length=1)
+Site = Text(300)
+Goals = Text(5000)
 
 
 def check_dates(start: date, end: date) -> None:
@@ -38,14 +43,14 @@ def check_dates(start: date, end: date) -> None:
 class StintCreate(BaseModel):
     model_config = {"extra": "forbid", "str_strip_whitespace": True}
 
-    title: Title
-    customer: Title
+    title: Title  # type: ignore[valid-type]
+    customer: Title  # type: ignore[valid-type]
     purpose: Purpose
     start_date: date
     end_date: date
-    site: str | None = Field(default=None, max_length=300)
-    goals: str | None = Field(default=None, max_length=5000)
-    timezone: Timezone = DEFAULT_TIMEZONE
+    site: Site | None = None  # type: ignore[valid-type]
+    goals: Goals | None = None  # type: ignore[valid-type]
+    timezone: Timezone = DEFAULT_TIMEZONE  # type: ignore[valid-type]
 
     @model_validator(mode="after")
     def _dates(self) -> Self:
@@ -56,14 +61,14 @@ class StintCreate(BaseModel):
 class StintUpdate(BaseModel):
     model_config = {"extra": "forbid", "str_strip_whitespace": True}
 
-    title: Title | None = None
-    customer: Title | None = None
+    title: Title | None = None  # type: ignore[valid-type]
+    customer: Title | None = None  # type: ignore[valid-type]
     purpose: Purpose | None = None
     start_date: date | None = None
     end_date: date | None = None
-    site: str | None = Field(default=None, max_length=300)
-    goals: str | None = Field(default=None, max_length=5000)
-    timezone: Timezone | None = None
+    site: Site | None = None  # type: ignore[valid-type]
+    goals: Goals | None = None  # type: ignore[valid-type]
+    timezone: Timezone | None = None  # type: ignore[valid-type]
 
 
 class StintOut(BaseModel):
@@ -98,15 +103,17 @@ def recompute_days(session: Session, stint: Stint) -> None:
         if day != obs.day:
             obs.day = day
             session.add(obs)
+            record_index_task(session, "observation", obs.id)
 
 
-@router.post("", response_model=StintOut, status_code=201, responses=responses(401, 422))
+@router.post("", response_model=StintOut, status_code=201, responses=responses(401, 403, 422))
 def create_stint(body: StintCreate, session: SessionDep, user: CurrentUser) -> StintOut:
     """Open a stint; you become its manager."""
     stint = Stint(**body.model_dump(), created_by=user.id)
     session.add(stint)
     session.flush()
     session.add(Membership(stint_id=stint.id, user_id=user.id, role=Role.manager.value))
+    record_access(session, stint.id, user.id, granted=True)
     session.commit()
     return stint_out(stint, Role.manager)
 
@@ -156,5 +163,8 @@ def delete_stint(session: SessionDep, access: StintManager) -> Response:
     """Close a stint (managers). Its records are kept, hidden from every view."""
     access.stint.deleted_at = utcnow()
     session.add(access.stint)
+    # Every member's devices learn from the sync feed to drop this stint.
+    for member_id in session.exec(select(Membership.user_id).where(Membership.stint_id == access.stint.id)):
+        record_access(session, access.stint.id, member_id, granted=False)
     session.commit()
     return Response(status_code=204)

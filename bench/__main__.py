@@ -12,7 +12,9 @@ from bench.figures import Figure
 
 
 def _modules(selected: list[str]) -> list[str]:
-    names = sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name.startswith("bench_"))  # type: ignore[name-defined]
+    import bench  # run as ``python -m bench``, this module has no ``__path__`` of its own
+
+    names = sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if m.name.startswith("bench_"))
     if selected:
         names = [n for n in names if n.removeprefix("bench_") in selected]
     return names

@@ -89,7 +89,8 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 
 @pytest.fixture
 def db(app: FastAPI) -> Iterator[Session]:
-    with Session(app.state.engine, expire_on_commit=False) as session:
+    # Reads here must not hold SQLite's write lock while the app handles a request.
+    with Session(app.state.read_engine, expire_on_commit=False) as session:
         yield session
 
 

@@ -3,6 +3,7 @@
 Non-members (an admin included) get 404 inside a stint, members lacking the role 403, anonymous 401.
 A route added without a row here fails ``test_every_route_has_a_row``."""
 
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 from api.main import create_app
 from tests.conftest import PASSWORD, STINT
+from tests.material_files import photo
 
 ROLES = ("anonymous", "outsider", "admin", "viewer", "researcher", "manager")
 
@@ -53,6 +55,18 @@ OBS_BODY = {
     "kind": "quote",
     "speaker_role": "仓库主管",
 }
+
+PHOTO = photo()
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def UPLOAD_OWNER(ok: int) -> dict[str, int]:
+    return dict.fromkeys(ROLES, 404) | {"anonymous": 401, "researcher": ok}
+
 
 # (method, path template) -> (request builder, expected status per role)
 MATRIX: dict[tuple[str, str], tuple[Build, dict[str, int]]] = {
@@ -129,7 +143,173 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, int]]] = {
         lambda c: {"json": {"summary": "今天跟了早班。"}},
         writers(200),
     ),
+    # Without stint_id any signed-in user may search (and sees only their stints); naming a stint takes membership.
+    ("GET", "/api/search"): (lambda c: {"params": {"q": "库存 kind:quote", "stint_id": c.sid}}, members(200)),
+    # Sync answers per op (a non-member's op is rejected inside a 200); the feed shows only what is visible.
+    ("POST", "/api/sync/push"): (
+        lambda c: {"json": {"ops": []}, "headers": {"Idempotency-Key": "permission-matrix"}},
+        signed_in(200),
+    ),
+    ("GET", "/api/sync/changes"): (lambda c: {}, signed_in(200)),
+    # Debrief: insights, themes, actions, review, debrief, exports, share links (records made in _debrief_records).
+    ("POST", "/api/stints/{stint_id}/insights"): (
+        lambda c: {"json": {"title": "洞见", "statement": "陈述"}},
+        writers(201),
+    ),
+    ("GET", "/api/stints/{stint_id}/insights"): (lambda c: {}, members(200)),
+    ("PUT", "/api/stints/{stint_id}/insights/order"): (lambda c: {"json": {"insight_ids": []}}, writers(200)),
+    ("GET", "/api/insights/{insight_id}"): (
+        lambda c: {"path": f"/api/insights/{c.debrief['insight']}"},
+        members(200),
+    ),
+    ("PATCH", "/api/insights/{insight_id}"): (
+        lambda c: {"path": f"/api/insights/{c.debrief['insight']}", "json": {"title": "改"}},
+        writers(200),
+    ),
+    ("DELETE", "/api/insights/{insight_id}"): (
+        lambda c: {"path": f"/api/insights/{c.debrief['insight']}"},
+        writers(204),
+    ),
+    ("POST", "/api/stints/{stint_id}/themes"): (lambda c: {"json": {"name": "排班"}}, writers(201)),
+    ("GET", "/api/stints/{stint_id}/themes"): (lambda c: {}, members(200)),
+    ("PATCH", "/api/themes/{theme_id}"): (
+        lambda c: {"path": f"/api/themes/{c.debrief['theme']}", "json": {"name": "采购"}},
+        writers(200),
+    ),
+    ("DELETE", "/api/themes/{theme_id}"): (
+        lambda c: {"path": f"/api/themes/{c.debrief['theme']}"},
+        writers(204),
+    ),
+    ("POST", "/api/stints/{stint_id}/actions"): (lambda c: {"json": {"title": "排班模板"}}, writers(201)),
+    ("GET", "/api/stints/{stint_id}/actions"): (lambda c: {}, members(200)),
+    ("GET", "/api/actions"): (lambda c: {}, signed_in(200)),
+    ("GET", "/api/actions/{action_id}"): (
+        lambda c: {"path": f"/api/actions/{c.debrief['action']}"},
+        members(200),
+    ),
+    ("PATCH", "/api/actions/{action_id}"): (
+        lambda c: {"path": f"/api/actions/{c.debrief['action']}", "json": {"title": "改"}},
+        writers(200),
+    ),
+    # The researcher wrote the action: its author may withdraw it while it is proposed.
+    ("DELETE", "/api/actions/{action_id}"): (
+        lambda c: {"path": f"/api/actions/{c.debrief['action']}"},
+        writers(204),
+    ),
+    ("POST", "/api/actions/{action_id}/review"): (
+        lambda c: {
+            "path": f"/api/actions/{c.debrief['action']}/review",
+            "json": {"decision": "approve", "comment": "同意"},
+        },
+        managers(200),
+    ),
+    ("GET", "/api/stints/{stint_id}/debrief"): (lambda c: {}, members(200)),
+    ("GET", "/api/stints/{stint_id}/export"): (lambda c: {"params": {"format": "md"}}, members(200)),
+    ("POST", "/api/stints/{stint_id}/shares"): (lambda c: {"json": {}}, managers(201)),
+    ("GET", "/api/stints/{stint_id}/shares"): (lambda c: {}, managers(200)),
+    ("GET", "/api/shares/{share_id}/accesses"): (
+        lambda c: {"path": f"/api/shares/{c.debrief['share']}/accesses"},
+        managers(200),
+    ),
+    ("DELETE", "/api/shares/{share_id}"): (
+        lambda c: {"path": f"/api/shares/{c.debrief['share']}"},
+        managers(204),
+    ),
+    # Materials (records made in _material_records: a photo, an observation's list, a tus upload, by the researcher).
+    ("POST", "/api/stints/{stint_id}/materials"): (
+        lambda c: {"files": {"file": ("白板.jpg", PHOTO, "image/jpeg")}},
+        writers(201),
+    ),
+    ("GET", "/api/stints/{stint_id}/materials"): (lambda c: {}, members(200)),
+    ("GET", "/api/materials/{material_id}"): (
+        lambda c: {"path": f"/api/materials/{c.materials['material']}"},
+        members(200),
+    ),
+    ("GET", "/api/materials/{material_id}/content"): (
+        lambda c: {"path": f"/api/materials/{c.materials['material']}/content"},
+        members(200),
+    ),
+    ("GET", "/api/materials/{material_id}/preview"): (
+        lambda c: {"path": f"/api/materials/{c.materials['material']}/preview"},
+        members(200),
+    ),
+    ("DELETE", "/api/materials/{material_id}"): (
+        lambda c: {"path": f"/api/materials/{c.materials['material']}"},
+        writers(204),
+    ),
+    ("GET", "/api/observations/{observation_id}/materials"): (lambda c: {}, members(200)),
+    ("PUT", "/api/observations/{observation_id}/materials"): (
+        lambda c: {"json": {"material_ids": [c.materials["material"]]}},
+        writers(200),
+    ),
+    # tus: discovery is public by protocol; an upload belongs to whoever created it (others: 404).
+    ("OPTIONS", "/api/uploads"): (lambda c: {}, dict.fromkeys(ROLES, 204)),
+    ("POST", "/api/uploads"): (
+        lambda c: {"headers": {**TUS, "Upload-Length": "10", "Upload-Metadata": f"stint_id {_b64(c.sid)}"}},
+        writers(201),
+    ),
+    ("HEAD", "/api/uploads/{upload_id}"): (
+        lambda c: {"path": f"/api/uploads/{c.materials['upload']}", "headers": TUS},
+        UPLOAD_OWNER(200),
+    ),
+    ("PATCH", "/api/uploads/{upload_id}"): (
+        lambda c: {
+            "path": f"/api/uploads/{c.materials['upload']}",
+            "headers": {**TUS, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
+            "content": "司机".encode(),
+        },
+        UPLOAD_OWNER(204),
+    ),
+    ("DELETE", "/api/uploads/{upload_id}"): (
+        lambda c: {"path": f"/api/uploads/{c.materials['upload']}", "headers": TUS},
+        UPLOAD_OWNER(204),
+    ),
+    # Share links are public: the token is the permission.
+    ("GET", "/api/public/{token}"): (
+        lambda c: {"path": f"/api/public/{c.debrief['token']}"},
+        dict.fromkeys(ROLES, 200),
+    ),
+    ("GET", "/s/{token}"): (lambda c: {"path": f"/s/{c.debrief['token']}"}, dict.fromkeys(ROLES, 200)),
+    # The stint's id is no material of the link: the same 404 for everyone.
+    ("GET", "/api/public/{token}/materials/{material_id}"): (
+        lambda c: {"path": f"/api/public/{c.debrief['token']}/materials/{c.sid}"},
+        dict.fromkeys(ROLES, 404),
+    ),
 }
+
+
+def _material_records(client, sid: str, t: dict[str, Any]) -> dict[str, str]:
+    """A photo and a started tus upload (30 bytes of a CSV), both the researcher's."""
+    r = t["researcher"].headers
+    material = client.post(f"/api/stints/{sid}/materials", files={"file": ("仓库.jpg", PHOTO)}, headers=r)
+    upload = client.post(
+        "/api/uploads",
+        headers={
+            **r,
+            **TUS,
+            "Upload-Length": "30",
+            "Upload-Metadata": f"stint_id {_b64(sid)},filename {_b64('a.csv')}",
+        },
+    )
+    return {"material": material.json()["id"], "upload": upload.headers["location"].rsplit("/", 1)[-1]}
+
+
+def _debrief_records(client, sid: str, t: dict[str, Any]) -> dict[str, str]:
+    """An insight, a theme and an action (by the researcher) and a share link, for the debrief rows."""
+    r = t["researcher"].headers
+    insight = client.post(
+        f"/api/stints/{sid}/insights", json={"title": "洞见", "statement": "陈述"}, headers=r
+    )
+    theme = client.post(f"/api/stints/{sid}/themes", json={"name": "主题"}, headers=r)
+    action = client.post(f"/api/stints/{sid}/actions", json={"title": "行动"}, headers=r)
+    share = client.post(f"/api/stints/{sid}/shares", json={}, headers=t["manager"].headers).json()
+    return {
+        "insight": insight.json()["id"],
+        "theme": theme.json()["id"],
+        "action": action.json()["id"],
+        "share": share["id"],
+        "token": share["token"],
+    }
 
 
 def _api_routes(settings) -> set[tuple[str, str]]:
@@ -171,6 +351,8 @@ def test_permission(route, role, client, stint_team, person):
         session_id=session_id,
     )
     ctx.outsider_email = person("被邀请者").email  # type: ignore[attr-defined]
+    ctx.debrief = _debrief_records(client, sid, t)  # type: ignore[attr-defined]
+    ctx.materials = _material_records(client, sid, t)  # type: ignore[attr-defined]
     spec = build(ctx)
     path = spec.pop("path", None) or (
         template.replace("{stint_id}", sid)
@@ -181,5 +363,5 @@ def test_permission(route, role, client, stint_team, person):
     headers = {**(caller.headers if caller else {}), **spec.pop("headers", {})}
     r = client.request(method, path, headers=headers, **spec)
     assert r.status_code == expected[role], f"{method} {path} as {role}: {r.status_code} {r.text[:200]}"
-    if r.status_code >= 400:
+    if r.status_code >= 400 and method != "HEAD":  # a HEAD answer has no body
         assert set(r.json()) == {"error"} and r.json()["error"]["code"]

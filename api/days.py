@@ -15,7 +15,7 @@ from api.db import SessionDep, utcnow
 from api.errors import responses
 from api.fields import Text
 from api.models import DailySummary, Observation
-from api.observations import ObservationOut, observations_out
+from api.observation_schemas import ObservationOut, observations_out
 from api.search_docs import record_index_task
 from api.users import user_names
 

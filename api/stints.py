@@ -16,7 +16,7 @@ from api.errors import Invalid, responses
 from api.fields import Text
 from api.logday import log_day, valid_timezone
 from api.models import Membership, Observation, Purpose, Role, Stint
-from api.search_docs import record_index_task
+from api.observation_writes import write_version
 
 router = APIRouter(prefix="/api/stints", tags=["stints"])
 
@@ -97,13 +97,12 @@ def stint_out(stint: Stint, role: Role) -> StintOut:
 
 
 def recompute_days(session: Session, stint: Stint) -> None:
-    """Re-file every observation under its log day after the stint's timezone changed."""
+    """Re-file every observation under its log day after the stint's timezone changed. Each move is a
+    new version, so synced phones and the search index learn of it."""
     for obs in session.exec(select(Observation).where(Observation.stint_id == stint.id)).all():
-        day = log_day(obs.observed_at, stint.timezone)
-        if day != obs.day:
-            obs.day = day
-            session.add(obs)
-            record_index_task(session, "observation", obs.id)
+        while (day := log_day(obs.observed_at, stint.timezone)) != obs.day:
+            if not write_version(session, obs, {"day": day}):
+                session.refresh(obs)  # edited concurrently: look again
 
 
 @router.post("", response_model=StintOut, status_code=201, responses=responses(401, 403, 422))

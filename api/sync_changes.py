@@ -23,7 +23,7 @@ from api.db import SessionDep
 from api.errors import BadRequest, Gone, responses
 from api.hypotheses import HypothesisOut
 from api.models import DailySummary, Hypothesis, Membership, Observation, Stint
-from api.observations import observations_out
+from api.observation_schemas import observations_out
 from api.users import user_names
 
 router = APIRouter(prefix="/api/sync", tags=["sync"])

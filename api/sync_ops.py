@@ -21,20 +21,17 @@ from api.changelog import ChangeType, logged_version
 from api.days import SummaryIn, delete_summary, save_summary, summary_key
 from api.errors import Forbidden, Gone, Invalid, NotFound
 from api.models import DailySummary, Hypothesis, Observation, ObservationHypothesis, Role, Stance, User
-from api.observations import (
-    HypothesisLink,
+from api.observation_schemas import HypothesisLink, ObservationCreate, ObservationUpdate, observations_out
+from api.observation_writes import (
     NewObservation,
-    ObservationCreate,
-    ObservationUpdate,
     apply_update,
     check_links,
     insert_observations,
-    may_edit,
     new_observation,
-    observations_out,
     same_create,
     write_version,
 )
+from api.observations import may_edit
 from api.sync_changes import parse_summary_key, summary_data
 from api.users import user_names
 

@@ -71,9 +71,14 @@ def test_timezone_change_refiles_observations(client, stint_team):
     client.patch(f"/api/stints/{sid}", json={"timezone": "America/Los_Angeles"}, headers=t["manager"].headers)
     again = client.get(f"/api/observations/{obs['id']}", headers=t["researcher"].headers).json()
     assert again["day"] == "2026-03-03"  # 07:50 on the 3rd in Los Angeles
+    assert again["version"] == 1  # not moved, not changed
     client.patch(f"/api/stints/{sid}", json={"timezone": "Pacific/Kiritimati"}, headers=t["manager"].headers)
     again = client.get(f"/api/observations/{obs['id']}", headers=t["researcher"].headers).json()
     assert again["day"] == "2026-03-04"  # UTC+14: 05:50 on the 4th
+    assert again["version"] == 2  # a move is a new version: synced phones learn of it
+    feed = client.get("/api/sync/changes", headers=t["researcher"].headers).json()
+    latest = [c for c in feed["changes"] if c["id"] == obs["id"]]
+    assert latest and latest[-1]["version"] == 2 and latest[-1]["data"]["day"] == "2026-03-04"
 
 
 def test_delete_stint_hides_it(client, stint_team):

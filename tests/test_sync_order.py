@@ -12,7 +12,8 @@ from sqlmodel import Session
 from api.changelog import SyncChange
 from api.db import utcnow
 from api.models import Stint
-from api.observations import ObservationCreate, insert_observations, new_observation
+from api.observation_schemas import ObservationCreate
+from api.observation_writes import insert_observations, new_observation
 from tests.conftest import PG_URL
 
 pg_only = pytest.mark.skipif(not PG_URL, reason="needs PostgreSQL (FIELDBOOK_TEST_DATABASE_URL)")

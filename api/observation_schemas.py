@@ -1,0 +1,141 @@
+"""What observations look like on the wire: create and edit bodies, the answer, a page."""
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Self
+
+import sqlalchemy as sa
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from sqlmodel import Session, col
+
+from api.fields import Tags, Text
+from api.models import (
+    Observation,
+    ObservationDimension,
+    ObservationHypothesis,
+    ObservationKind,
+    ObservationTag,
+    Stance,
+)
+from api.users import user_names
+
+MAX_TEXT = 10_000
+MAX_QUOTE = 2_000
+
+
+class HypothesisLink(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    hypothesis_id: uuid.UUID
+    stance: Stance = Stance.supports
+
+
+class _ObservationFields(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    kind: ObservationKind | None = None
+    observed_at: AwareDatetime | None = Field(
+        default=None, description="When the phone recorded it, with its UTC offset; kept as recorded"
+    )
+    quote: Text(MAX_QUOTE) | None = None  # type: ignore[valid-type]
+    speaker_role: Text(100) | None = Field(default=None, description="e.g. 调度员, finance, boss")  # type: ignore[valid-type]
+    speaker_name: Text(100) | None = Field(default=None, description="Never shown through share links")  # type: ignore[valid-type]
+    dimension: ObservationDimension | None = None
+    tags: Tags | None = None
+    hypothesis_ids: list[uuid.UUID] | None = Field(
+        default=None, max_length=50, description="Shorthand: supports"
+    )
+    hypothesis_links: list[HypothesisLink] | None = Field(default=None, max_length=50)
+
+    def links(self) -> list[HypothesisLink] | None:
+        if self.hypothesis_ids is None and self.hypothesis_links is None:
+            return None
+        merged = {link.hypothesis_id: link for link in self.hypothesis_links or []}
+        for hid in self.hypothesis_ids or []:
+            merged.setdefault(hid, HypothesisLink(hypothesis_id=hid))
+        return sorted(merged.values(), key=lambda link: str(link.hypothesis_id))
+
+
+class ObservationCreate(_ObservationFields):
+    id: uuid.UUID | None = Field(default=None, description="Chosen by the client; a retry with it is safe")
+    text: Text(MAX_TEXT, min_length=1)  # type: ignore[valid-type]
+
+    def fingerprint(self) -> str:
+        body = self.model_dump(mode="json", exclude={"id", "hypothesis_ids", "hypothesis_links"})
+        body["links"] = [link.model_dump(mode="json") for link in self.links() or []]
+        return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+class ObservationUpdate(_ObservationFields):
+    text: Text(MAX_TEXT, min_length=1) | None = None  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _required_stay_set(self) -> Self:
+        for name in ("text", "kind", "observed_at"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+
+class ObservationOut(BaseModel):
+    id: uuid.UUID
+    stint_id: uuid.UUID
+    author_id: uuid.UUID
+    author_name: str
+    text: str
+    kind: ObservationKind
+    quote: str | None
+    speaker_role: str | None
+    speaker_name: str | None
+    dimension: ObservationDimension | None
+    tags: list[str]
+    hypothesis_links: list[HypothesisLink]
+    observed_at: datetime
+    received_at: datetime
+    updated_at: datetime
+    day: date
+    version: int
+    deleted: bool
+
+
+class ObservationPage(BaseModel):
+    items: list[ObservationOut]
+    next_cursor: str | None
+
+
+def observations_out(session: Session, rows: Sequence[Observation]) -> list[ObservationOut]:
+    """Serialise a page of observations with their tags, links and authors in three queries."""
+    ids = [o.id for o in rows]
+    tags: dict[uuid.UUID, list[str]] = {i: [] for i in ids}
+    links: dict[uuid.UUID, list[HypothesisLink]] = {i: [] for i in ids}
+    names: dict[uuid.UUID, str] = {}
+    if ids:
+        # Columns, not ORM objects: a sync page serialises a thousand observations at a time.
+        for obs_id, tag in session.execute(
+            sa.select(col(ObservationTag.observation_id), col(ObservationTag.tag)).where(
+                col(ObservationTag.observation_id).in_(ids)
+            )
+        ):
+            tags[obs_id].append(tag)
+        for obs_id, hypothesis_id, stance in session.execute(
+            sa.select(
+                col(ObservationHypothesis.observation_id),
+                col(ObservationHypothesis.hypothesis_id),
+                col(ObservationHypothesis.stance),
+            ).where(col(ObservationHypothesis.observation_id).in_(ids))
+        ):
+            links[obs_id].append(HypothesisLink(hypothesis_id=hypothesis_id, stance=Stance(stance)))
+        names = user_names(session, {o.author_id for o in rows})
+    return [
+        ObservationOut(
+            **o.model_dump(exclude={"deleted_at", "create_hash"}),
+            author_name=names.get(o.author_id, ""),
+            tags=sorted(tags[o.id]),
+            hypothesis_links=sorted(links[o.id], key=lambda link: str(link.hypothesis_id)),
+            deleted=o.deleted_at is not None,
+        )
+        for o in rows
+    ]

@@ -9,7 +9,7 @@ from typing import Annotated
 import sqlalchemy as sa
 import typer
 from rich.console import Console
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api import migrations
 from api.config import Settings
@@ -93,6 +93,41 @@ def _read_password() -> str:
         console.print("[red]The passwords differ.[/red]")
         raise typer.Exit(2)
     return first
+
+
+@app.command()
+def demo(
+    owner: Annotated[str, typer.Option(help="E-mail of the account that manages the demo stint")] = "",
+) -> None:
+    """Load a realistic demo stint (Chinese and English observations, a photo, insights, actions)."""
+    from api.demo import load_demo
+
+    settings = Settings()
+    engine = _engine()
+    migrations.upgrade(engine)
+    with Session(engine) as session:
+        if not owner:
+            first_admin = session.exec(
+                select(User)
+                .where(User.is_admin == True, User.is_active == True)
+                .order_by(col(User.created_at))  # noqa: E712
+            ).first()
+            owner = first_admin.email if first_admin else ""
+    engine.dispose()
+    if not owner:
+        console.print(
+            "[red]No account to own the demo; create one with `fieldbook user add EMAIL --admin`.[/red]"
+        )
+        raise typer.Exit(1)
+    try:
+        made = load_demo(settings, owner)
+    except LookupError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(
+        f"[green]Demo stint loaded for {owner}:[/green] {made['observations']} observations, "
+        f"{made['actions']} actions (stint {made['stint_id']})."
+    )
 
 
 @user_app.command("add")

@@ -86,3 +86,21 @@ def test_serve_migrates_and_tells_how_to_sign_in(tmp_path: Path):
         output = proc.communicate(timeout=15)[0]
     assert "user add" in output and "--admin" in output
     assert f"http://127.0.0.1:{port}/docs" in output
+
+
+def test_demo_loads_a_realistic_stint_for_the_first_admin(settings, client, person):
+    admin = person("演示管理员", admin=True)
+    r = run(["demo"], settings)
+    assert r.returncode == 0, r.stderr + r.stdout
+    stints = client.get("/api/stints", headers=admin.headers).json()
+    assert len(stints) == 1 and stints[0]["my_role"] == "manager"
+    sid = stints[0]["id"]
+    page = client.get(f"/api/stints/{sid}/observations", headers=admin.headers).json()["items"]
+    texts = " ".join(o["text"] for o in page)
+    assert len(page) == 12 and "白板" in texts and "Dispatch" in texts
+    debrief = client.get(f"/api/stints/{sid}/debrief", headers=admin.headers)
+    assert debrief.status_code == 200
+    actions = client.get(f"/api/stints/{sid}/actions", headers=admin.headers).json()
+    assert len(actions if isinstance(actions, list) else actions["items"]) == 3
+    # The demo's own sessions were closed again.
+    assert run(["demo", "--owner", "nobody@example.com"], settings).returncode == 1

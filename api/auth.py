@@ -188,12 +188,22 @@ def _authenticate(
     if security.needs_rehash(user.password_hash):
         user.password_hash = security.hash_password(password)
         session.add(user)
+    return open_session(
+        session, user.id, timedelta(hours=settings.session_ttl_hours), request.headers.get("user-agent", "")
+    )
+
+
+def open_session(
+    session: Session, user_id: uuid.UUID, lifetime: timedelta, user_agent: str = ""
+) -> tuple[str, AuthSession]:
+    """A new signed-in device for ``user_id`` (committed). The token is returned once; only its
+    SHA-256 is stored."""
     token = security.new_token()
     auth = AuthSession(
-        user_id=user.id,
+        user_id=user_id,
         token_hash=security.token_digest(token),
-        user_agent=request.headers.get("user-agent", "")[:300],
-        expires_at=now + timedelta(hours=settings.session_ttl_hours),
+        user_agent=user_agent[:300],
+        expires_at=utcnow() + lifetime,
     )
     session.add(auth)
     session.commit()

@@ -109,8 +109,8 @@ def demo(
         if not owner:
             first_admin = session.exec(
                 select(User)
-                .where(User.is_admin == True, User.is_active == True)
-                .order_by(col(User.created_at))  # noqa: E712
+                .where(col(User.is_admin).is_(True), col(User.is_active).is_(True))
+                .order_by(col(User.created_at))
             ).first()
             owner = first_admin.email if first_admin else ""
     engine.dispose()

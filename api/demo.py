@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 from sqlmodel import Session, select
 
-from api import security
+from api.auth import open_session
 from api.config import Settings
 from api.db import utcnow
 from api.main import create_app
@@ -197,19 +197,6 @@ def _photo() -> bytes:
     return out.getvalue()
 
 
-def _session_for(session: Session, user: User) -> tuple[str, AuthSession]:
-    token = security.new_token()
-    auth = AuthSession(
-        user_id=user.id,
-        token_hash=security.token_digest(token),
-        user_agent="fieldbook demo",
-        expires_at=utcnow() + timedelta(hours=1),
-    )
-    session.add(auth)
-    session.commit()
-    return token, auth
-
-
 def _ok(response: Any) -> dict[str, Any]:
     if response.status_code >= 400:
         raise RuntimeError(f"demo step failed: {response.status_code} {response.text[:300]}")
@@ -229,7 +216,9 @@ def load_demo(settings: Settings, owner_email: str) -> dict[str, Any]:
         if colleague is None:
             # An author for half the log; nobody knows its password until an admin resets it.
             colleague = create_user(session, COLLEAGUE[0], secrets.token_urlsafe(24), name=COLLEAGUE[1])
-        sessions = [_session_for(session, owner), _session_for(session, colleague)]
+        sessions = [
+            open_session(session, u.id, timedelta(hours=1), "fieldbook demo") for u in (owner, colleague)
+        ]
     headers = [{"Authorization": f"Bearer {token}"} for token, _ in sessions]
     start = date.today() - timedelta(days=6)
     made: dict[str, Any] = {}

@@ -19,9 +19,10 @@ from pathlib import Path
 import httpx
 from sqlmodel import Session
 
-from api import migrations, security
-from api.db import make_engine, utcnow
-from api.models import AuthSession, User
+from api import migrations
+from api.auth import open_session
+from api.db import make_engine
+from api.models import User
 from bench.figures import Figure
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,19 +75,11 @@ def _reset_peak(pid: int) -> None:
 def _account(url: str) -> str:
     engine = make_engine(url)
     migrations.upgrade(engine)
-    token = security.new_token()
     with Session(engine) as session:
         user = User(email="bench@example.com", name="压测", password_hash="x")
         session.add(user)
         session.flush()
-        session.add(
-            AuthSession(
-                user_id=user.id,
-                token_hash=security.token_digest(token),
-                expires_at=utcnow() + timedelta(days=1),
-            )
-        )
-        session.commit()
+        token, _ = open_session(session, user.id, timedelta(days=1))
     engine.dispose()
     return token
 

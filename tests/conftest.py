@@ -16,10 +16,11 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, SQLModel
 
 from api import migrations, security
+from api.auth import open_session
 from api.config import Settings
-from api.db import make_engine, utcnow
+from api.db import make_engine
 from api.main import create_app
-from api.models import AuthSession, User
+from api.models import User
 
 PG_URL = os.environ.get("FIELDBOOK_TEST_DATABASE_URL", "")
 PASSWORD = "correct horse battery"
@@ -124,15 +125,7 @@ def person(db: Session):  # type: ignore[no-untyped-def]
         user = User(email=email, name=name, password_hash=_PASSWORD_HASH, is_admin=admin)
         db.add(user)
         db.flush()  # no ORM relationships, so the unit of work does not order inserts by foreign key
-        token = security.new_token()
-        db.add(
-            AuthSession(
-                user_id=user.id,
-                token_hash=security.token_digest(token),
-                expires_at=utcnow() + timedelta(days=1),
-            )
-        )
-        db.commit()
+        token, _ = open_session(db, user.id, timedelta(days=1))
         return Person(user=user, token=token)
 
     return make

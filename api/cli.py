@@ -49,15 +49,21 @@ def _welcome(engine: sa.Engine, host: str, port: int) -> None:
     with Session(engine) as session:
         has_users = session.exec(select(User.id).limit(1)).first() is not None
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104
-    console.print(f"\n[bold]Fieldbook[/bold] is starting at {url}  (API docs: {url}/docs)")
+
+    def say(text: str) -> None:
+        # soft_wrap: a command split over two lines cannot be copied and pasted.
+        console.print(text, soft_wrap=True)
+
+    say(f"\n[bold]Fieldbook[/bold] is starting at {url}  (the app: {url}/ · API docs: {url}/docs)")
     if not has_users:
-        console.print(
-            "[yellow]No accounts yet.[/yellow] Create the first one (you will be asked for a password):\n"
-            f"    [bold]{_command()} user add you@example.com --name 'Your Name' --admin[/bold]\n"
-            f"then open {url}/docs, press Authorize and sign in with that e-mail and password.\n"
+        say("[yellow]No accounts yet.[/yellow] Create the first one (you will be asked for a password):")
+        say(f"    [bold]{_command()} user add you@example.com --name 'Your Name' --admin[/bold]")
+        say(
+            f"then sign in at {url}/ (or at {url}/docs with the Authorize button) with that e-mail and password."
         )
+        say(f"Optional: [bold]{_command()} demo[/bold] loads a realistic demo stint to look around.\n")
     else:
-        console.print(f"Sign in at {url}/docs with your e-mail and password (Authorize button).\n")
+        say(f"Sign in at {url}/ (or {url}/docs, Authorize button) with your e-mail and password.\n")
 
 
 @app.command()

@@ -324,6 +324,15 @@ def _import(session: Session, store: BlobStore, path: Path) -> Stint:
         record_index_task(session, "day", key)
     for m in restored["members"]:
         record_access(session, stint_id, m.user_id, granted=True)
+    for material in restored["materials"]:
+        record_change(
+            session,
+            ChangeType.material,
+            material.id,
+            stint_id=stint_id,
+            version=material.version,
+            deleted=material.deleted_at is not None,
+        )
     for doc_type, section in (("material", "materials"), ("insight", "insights"), ("action", "actions")):
         for row in restored[section]:
             record_index_task(session, doc_type, row.id)

@@ -35,6 +35,7 @@ class ChangeType(StrEnum):
     observation = "observation"
     daily_summary = "daily_summary"
     hypothesis = "hypothesis"
+    material = "material"  # metadata only: the bytes come through uploads
     # A stint the reading user gained (role, title...) or lost (removed, stint closed): addressed to one user.
     stint_access = "stint_access"
 

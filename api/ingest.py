@@ -15,8 +15,9 @@ from typing import Annotated, Any, BinaryIO
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
-from sqlmodel import Session
+from sqlmodel import Session, col
 
+from api.changelog import ChangeType, record_change
 from api.config import Settings
 from api.db import utcnow
 from api.errors import Conflict, Gone, Invalid
@@ -208,7 +209,7 @@ def ingest(
         )
         with Session(engine, expire_on_commit=False) as session:
             session.add(material)
-            record_index_task(session, "material", material.id)
+            log_material(session, material)
             try:
                 session.commit()
             except sa.exc.IntegrityError:
@@ -222,15 +223,46 @@ def ingest(
         staged.path.unlink(missing_ok=True)
 
 
-def tombstone(session: Session, material: Material) -> None:
-    now = utcnow()
-    material.deleted_at = now
-    material.updated_at = now
-    material.version += 1
-    material.extracted_text = None
-    material.text_status = TextStatus.none.value  # a deleted material's text is not extracted any more
-    session.add(material)
+def log_material(session: Session, material: Material) -> None:
+    """Tell the sync feed and the search index that a material was created, changed or deleted
+    (in the caller's transaction)."""
+    record_change(
+        session,
+        ChangeType.material,
+        material.id,
+        stint_id=material.stint_id,
+        version=material.version,
+        deleted=material.deleted_at is not None,
+    )
     record_index_task(session, "material", material.id)
+
+
+def write_material(session: Session, material: Material, values: dict[str, Any]) -> bool:
+    """Write ``values`` and the next version, only if no one else wrote since ``material`` was read
+    (two concurrent edits cannot both win); False, with nothing written, if someone did. The one
+    write path for metadata changes and deletes, REST and sync alike."""
+    written = session.execute(
+        sa.update(Material)
+        .where(col(Material.id) == material.id, col(Material.version) == material.version)
+        .values(**values, version=material.version + 1, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if written.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    session.refresh(material)
+    log_material(session, material)
+    return True
+
+
+def tombstone(session: Session, material: Material) -> bool:
+    """Delete a material (its row stays as a tombstone); False if someone else wrote it meanwhile."""
+    values = {
+        "deleted_at": utcnow(),
+        "extracted_text": None,
+        # A deleted material's text is not extracted any more.
+        "text_status": TextStatus.none.value,
+    }
+    return write_material(session, material, values)
 
 
 def fsync_parent(path: Path) -> None:

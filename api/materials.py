@@ -4,22 +4,22 @@ Uploads arrive through ``api.material_upload`` (multipart) and ``api.tus`` (resu
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Header, Query, Request, Response
+from pydantic import BaseModel, Field, field_validator
 from sqlmodel import Session, col, select
 
 from api.access import StintAccess, StintDep, stint_access
 from api.auth import CurrentUser
 from api.db import SessionDep
-from api.errors import ErrorResponse, Forbidden, Gone, NotFound, responses
-from api.etags import etag
+from api.errors import ErrorResponse, Forbidden, Gone, Invalid, NotFound, PreconditionFailed, responses
+from api.etags import check_if_match, etag
 from api.images import PREVIEW_TYPE
-from api.ingest import StoreDep, tombstone
+from api.ingest import StoreDep, tombstone, write_material
 from api.material_tables import Material
-from api.models import Role, User
+from api.models import Observation, Role, User
 from api.serving import content_disposition, send_blob
 
 router = APIRouter(prefix="/api", tags=["materials"])
@@ -69,6 +69,26 @@ class MaterialDetail(MaterialOut):
 
 class MaterialPage(BaseModel):
     items: list[MaterialOut]
+
+
+class MaterialUpdate(BaseModel):
+    """A material's editable metadata; the bytes never change (upload another material instead)."""
+
+    model_config = {"extra": "forbid"}
+
+    caption: str | None = Field(default=None, max_length=2000)
+    observation_id: uuid.UUID | None = Field(default=None, description="null: attached to no observation")
+
+    @field_validator("caption")
+    @classmethod
+    def _clean_caption(cls, value: str | None) -> str | None:
+        # As an upload's caption: trimmed, no NUL, empty means none.
+        cleaned = (value or "").strip().replace("\x00", "")
+        return cleaned or None
+
+    def values(self) -> dict[str, Any]:
+        """Only the fields sent."""
+        return self.model_dump(exclude_unset=True)
 
 
 def material_out(m: Material, *, with_gps: bool = True) -> MaterialOut:
@@ -173,14 +193,80 @@ def material_preview(
     )
 
 
-@router.delete("/materials/{material_id}", status_code=204, responses=responses(401, 403, 404, 410, 422))
-def delete_material(material_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> Response:
+def may_change(access: StintAccess, material: Material) -> None:
+    """Researchers and managers; a researcher only their own uploads."""
+    access.require(Role.researcher)
+    if material.uploaded_by != access.user.id and not access.is_manager:
+        raise Forbidden("Only the uploader or a manager changes a material.")
+
+
+def changed_values(session: Session, material: Material, update: MaterialUpdate) -> dict[str, Any]:
+    """What ``update`` would change (empty: nothing), checked; raises ``Invalid`` before any write."""
+    values = {k: v for k, v in update.values().items() if getattr(material, k) != v}
+    observation_id = values.get("observation_id")
+    if observation_id is not None:
+        obs = session.get(Observation, observation_id)
+        # An observation not yet synced is fine (offline phones); one in another stint is not.
+        if obs is not None and obs.stint_id != material.stint_id:
+            raise Invalid("The observation belongs to another stint.", code="unknown_observation")
+    return values
+
+
+def update_metadata(session: Session, material: Material, values: dict[str, Any]) -> bool:
+    """Write checked metadata (see :func:`changed_values`) as the next version: the REST route and
+    the sync op share this. False when someone else wrote the material since it was read."""
+    if not values:
+        return True
+    return write_material(session, material, values)
+
+
+def _stale(session: Session, material: Material) -> NoReturn:
+    """Someone else's write won the race: roll back and answer 412 with the current version."""
+    expected = material.version
+    session.rollback()
+    current = session.get(Material, material.id, populate_existing=True)
+    check_if_match(etag(expected), current.version if current else expected + 1, required=True)
+    raise PreconditionFailed()
+
+
+@router.patch(
+    "/materials/{material_id}",
+    response_model=MaterialDetail,
+    responses=responses(401, 403, 404, 410, 412, 422, 428),
+)
+def patch_material(
+    material_id: uuid.UUID,
+    body: MaterialUpdate,
+    response: Response,
+    session: SessionDep,
+    user: CurrentUser,
+    if_match: Annotated[str | None, Header(description="The ETag you read")] = None,
+) -> MaterialDetail:
+    """Change a material's `caption` or `observation_id` (its uploader or a manager).
+    Needs `If-Match`: 428 without, 412 when stale."""
+    material, access = load_material(session, material_id, user)
+    may_change(access, material)
+    check_if_match(if_match, material.version, required=True)
+    if not update_metadata(session, material, changed_values(session, material, body)):
+        _stale(session, material)
+    session.commit()
+    response.headers["ETag"] = etag(material.version)
+    return MaterialDetail(**material_out(material).model_dump(), extracted_text=material.extracted_text)
+
+
+@router.delete("/materials/{material_id}", status_code=204, responses=responses(401, 403, 404, 410, 412, 422))
+def delete_material(
+    material_id: uuid.UUID,
+    session: SessionDep,
+    user: CurrentUser,
+    if_match: Annotated[str | None, Header(description="Optional: the ETag you read")] = None,
+) -> Response:
     """Delete a material (its uploader or a manager). A tombstone stays; `fieldbook gc` frees the bytes."""
     material, access = load_material(session, material_id, user)
-    access.require(Role.researcher)
-    if material.uploaded_by != user.id and not access.is_manager:
-        raise Forbidden("Only the uploader or a manager deletes a material.")
-    tombstone(session, material)
+    may_change(access, material)
+    check_if_match(if_match, material.version, required=False)
+    if not tombstone(session, material):
+        _stale(session, material)
     session.commit()
     return Response(status_code=204)
 

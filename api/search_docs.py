@@ -23,6 +23,8 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Field, Session, SQLModel
 
 from api.db import UTCDateTime, utcnow
@@ -112,13 +114,64 @@ def source(doc_type: str) -> Source | None:
     return _SOURCES.get(doc_type)
 
 
+_PENDING = "fieldbook_pending_index_tasks"
+_MARKS = "fieldbook_index_task_marks"
+
+
 def record_index_task(session: Session, doc_type: str, doc_id: uuid.UUID | str) -> None:
     """Queue ``doc_type``/``doc_id`` for (re)indexing in the caller's transaction: it is
-    applied after the caller commits, and never if the caller rolls back."""
-    session.add(SearchTask(doc_type=doc_type, doc_id=str(doc_id)))
+    applied after the caller commits, and never if the caller rolls back.
+
+    The task rows are written together, one multi-row INSERT as the transaction commits (a push
+    records a thousand): a task recorded inside a savepoint that is rolled back is dropped with it."""
+    if not session.in_transaction():
+        session.begin()  # as adding a row would: a rollback from here on drops the task
+    pending: list[tuple[str, str]] = session.info.setdefault(_PENDING, [])
+    pending.append((doc_type, str(doc_id)))
     session.info["search_tasks_added"] = True
 
 
 def record_index_tasks(session: Session, doc_type: str, doc_ids: Iterable[uuid.UUID | str]) -> None:
     for doc_id in doc_ids:
         record_index_task(session, doc_type, doc_id)
+
+
+def _write_pending(session: OrmSession) -> None:
+    """As the outermost transaction commits (a savepoint's release writes nothing: an enclosing
+    savepoint may still be rolled back)."""
+    if session.in_nested_transaction():
+        return
+    pending: list[tuple[str, str]] | None = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    now = utcnow()
+    session.execute(
+        sa.insert(SearchTask.__table__),  # type: ignore[attr-defined]
+        [{"doc_type": doc_type, "doc_id": doc_id, "created_at": now} for doc_type, doc_id in pending],
+    )
+
+
+def _mark_savepoint(session: OrmSession, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        session.info.setdefault(_MARKS, {})[transaction] = len(session.info.get(_PENDING, ()))
+
+
+def _savepoint_rolled_back(session: OrmSession, previous_transaction: SessionTransaction) -> None:
+    # Fires after the savepoint's ``after_transaction_end``: its mark is kept until then.
+    mark = session.info.get(_MARKS, {}).pop(previous_transaction, None)
+    if previous_transaction.nested and mark is not None and _PENDING in session.info:
+        del session.info[_PENDING][mark:]
+
+
+def _transaction_end(session: OrmSession, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # committed (written) or rolled back: nothing is pending any more
+        session.info.pop(_PENDING, None)
+        session.info.pop(_MARKS, None)
+
+
+# Any session (plain SQLAlchemy ones too); before the change log's hook, which takes its lock as the
+# last thing before COMMIT.
+sa.event.listen(OrmSession, "before_commit", _write_pending, insert=True)
+sa.event.listen(OrmSession, "after_transaction_create", _mark_savepoint)
+sa.event.listen(OrmSession, "after_soft_rollback", _savepoint_rolled_back)
+sa.event.listen(OrmSession, "after_transaction_end", _transaction_end)

@@ -67,7 +67,7 @@ class PushIn(BaseModel):
 
     ops: list[Any] = Field(
         max_length=MAX_OPS,
-        description="Each: {op_id, type: observation/daily_summary/hypothesis_link, id, "
+        description="Each: {op_id, type: observation/daily_summary/hypothesis_link/material, id, "
         "op: upsert/delete, base_version, data}; each is checked on its own",
     )
 

@@ -22,6 +22,8 @@ from api.changelog import ChangeType, SyncChange, horizon, latest_seq
 from api.db import SessionDep
 from api.errors import BadRequest, Gone, responses
 from api.hypotheses import HypothesisOut
+from api.material_tables import Material
+from api.materials import material_out
 from api.models import DailySummary, Hypothesis, Membership, Observation, Stint
 from api.observation_schemas import observations_out
 from api.users import user_names
@@ -119,6 +121,7 @@ def _changes(session: Session, rows: Sequence[ChangeRow]) -> list[dict[str, Any]
     data.update(_observations(session, by_type.get(ChangeType.observation.value, [])))
     data.update(_hypotheses(session, by_type.get(ChangeType.hypothesis.value, [])))
     data.update(_summaries(session, by_type.get(ChangeType.daily_summary.value, [])))
+    data.update(_materials(session, by_type.get(ChangeType.material.value, [])))
     data.update(_access(session, by_type.get(ChangeType.stint_access.value, [])))
     out = []
     for row in rows:
@@ -165,6 +168,23 @@ def _hypotheses(session: Session, rows: list[ChangeRow]) -> dict[tuple[str, str]
             HypothesisOut.model_validate(h, from_attributes=True).model_dump(mode="json"),
         )
         for h in found
+    }
+
+
+def _materials(session: Session, rows: list[ChangeRow]) -> dict[tuple[str, str], tuple[int, dict[str, Any]]]:
+    """Metadata as ``GET /api/materials/{id}`` shows it (without the extracted text)."""
+    if not rows:
+        return {}
+    ids = [uuid.UUID(r.entity_id) for r in rows]
+    found = session.exec(
+        select(Material).where(col(Material.id).in_(ids), col(Material.deleted_at).is_(None))
+    ).all()
+    return {
+        (ChangeType.material.value, str(m.id)): (
+            m.version,
+            material_out(m).model_dump(mode="json", exclude={"deleted"}),
+        )
+        for m in found
     }
 
 

@@ -1,4 +1,5 @@
-"""One pushed operation at a time: observations, daily summaries, hypothesis stance links.
+"""One pushed operation at a time: observations, daily summaries, hypothesis stance links, material
+metadata.
 
 Each handler decides from the server's current copy and the op's ``base_version``: applied, duplicate
 (this change is already there), conflict (someone else changed the record since the device saw it:
@@ -20,6 +21,9 @@ from api.access import StintAccess, stint_access
 from api.changelog import ChangeType, logged_version
 from api.days import SummaryIn, delete_summary, save_summary, summary_key
 from api.errors import Forbidden, Gone, Invalid, NotFound
+from api.ingest import tombstone
+from api.material_tables import Material
+from api.materials import MaterialUpdate, changed_values, material_out, may_change, update_metadata
 from api.models import DailySummary, Hypothesis, Observation, ObservationHypothesis, Role, Stance, User
 from api.observation_schemas import HypothesisLink, ObservationCreate, ObservationUpdate, observations_out
 from api.observation_writes import (
@@ -40,6 +44,7 @@ class OpType(StrEnum):
     observation = "observation"
     daily_summary = "daily_summary"
     hypothesis_link = "hypothesis_link"
+    material = "material"
 
 
 class OpIn(BaseModel):
@@ -53,7 +58,7 @@ class OpIn(BaseModel):
         min_length=1,
         max_length=200,
         description="observation: its UUID; daily_summary: {stint_id}:{author_id}:{YYYY-MM-DD}; "
-        "hypothesis_link: the observation's UUID",
+        "hypothesis_link: the observation's UUID; material: its UUID (uploaded first)",
     )
     op: Literal["upsert", "delete"]
     base_version: int | None = Field(default=None, ge=0)
@@ -377,6 +382,67 @@ def summary_delete(b: Batch, op: OpIn) -> Outcome:
     return Outcome(status="applied", version=delete_summary(b.session, current), deleted=True)
 
 
+def _material(b: Batch, op: OpIn) -> tuple[Material, dict[str, Any]]:
+    """The material and its JSON; unknown to this user (never uploaded, or in a stint they are
+    not in: the same answer) is rejected, as is a change they may not make."""
+    material = b.session.get(Material, _uuid(op.id, "a material"))
+    if material is not None:
+        try:
+            access = b.access(material.stint_id)
+        except NotFound:
+            material = None
+    if material is None:
+        raise NotFound(
+            "The server has no such material: upload its bytes first (multipart or tus, with this id), "
+            "then push its metadata.",
+            code="material_not_uploaded",
+        )
+    may_change(access, material)
+    return material, _material_json(material)
+
+
+def _material_json(material: Material) -> dict[str, Any]:
+    return material_out(material).model_dump(mode="json")
+
+
+def _material_conflict(material: Material, current: dict[str, Any], mine: dict[str, Any]) -> Outcome:
+    if material.deleted_at is not None:
+        return Outcome(
+            status="conflict", version=material.version, deleted=True, current=current, mine=mine, changes=[]
+        )
+    return _conflict(current, material.version, mine)
+
+
+def material_upsert(b: Batch, op: OpIn) -> Outcome:
+    """Metadata only (caption, observation_id). ``base_version`` null (the device never saw a
+    version, e.g. it set them at upload): the same values are a duplicate, others a conflict."""
+    update = _validate(MaterialUpdate, dict(op.data or {}))
+    material, current = _material(b, op)
+    mine = update.model_dump(mode="json", exclude_unset=True)
+    values = changed_values(b.session, material, update)
+    if material.deleted_at is not None:
+        return _material_conflict(material, current, mine)
+    if not values:
+        status = "applied" if op.base_version == material.version else "duplicate"
+        return Outcome(status=status, version=material.version)
+    if op.base_version != material.version or not update_metadata(b.session, material, values):
+        b.session.refresh(material)
+        return _material_conflict(material, _material_json(material), mine)
+    return Outcome(status="applied", version=material.version)
+
+
+def material_delete(b: Batch, op: OpIn) -> Outcome:
+    material, current = _material(b, op)
+    if material.deleted_at is not None:
+        return Outcome(status="applied", version=material.version, deleted=True)
+    if op.base_version is not None and op.base_version != material.version:
+        return _material_conflict(material, current, {"deleted": True})
+    if not tombstone(b.session, material):
+        b.session.refresh(material)
+        return _material_conflict(material, _material_json(material), {"deleted": True})
+    return Outcome(status="applied", version=material.version, deleted=True)
+
+
 def refuse(b: Batch, op: OpIn) -> Outcome:
     """A conflict without trying: this op was refused before (a re-sent op stays refused), or an
     earlier op of the batch on the same record was, and this one was made on top of it."""
@@ -385,6 +451,9 @@ def refuse(b: Batch, op: OpIn) -> Outcome:
         if op.op == "upsert"
         else {"deleted": True}
     )
+    if op.type is OpType.material:
+        material, now = _material(b, op)
+        return _material_conflict(material, now, mine)
     if op.type is OpType.daily_summary:
         _access, key, current = _summary_target(b, op)
         if current is None:
@@ -404,6 +473,8 @@ HANDLERS: dict[tuple[OpType, str], Callable[[Batch, OpIn], Outcome]] = {
     (OpType.daily_summary, "delete"): summary_delete,
     (OpType.hypothesis_link, "upsert"): lambda b, op: _link(b, op, _put_link),
     (OpType.hypothesis_link, "delete"): lambda b, op: _link(b, op, _drop_link),
+    (OpType.material, "upsert"): material_upsert,
+    (OpType.material, "delete"): material_delete,
 }
 
 

@@ -233,6 +233,14 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, int]]] = {
         lambda c: {"path": f"/api/materials/{c.materials['material']}/preview"},
         members(200),
     ),
+    ("PATCH", "/api/materials/{material_id}"): (
+        lambda c: {
+            "path": f"/api/materials/{c.materials['material']}",
+            "json": {"caption": "白板照片"},
+            "headers": {"If-Match": '"1"'},
+        },
+        writers(200),
+    ),
     ("DELETE", "/api/materials/{material_id}"): (
         lambda c: {"path": f"/api/materials/{c.materials['material']}"},
         writers(204),

@@ -1,8 +1,6 @@
 """The improvement action plan (改善行动计划): actions with owner, due date and a priority derived from
 impact and effort, a review workflow only managers drive, and a history of every change."""
 
-import hashlib
-import json
 import uuid
 from datetime import date
 from typing import Annotated, Any, Self
@@ -19,7 +17,7 @@ from api.db import SessionDep, utcnow
 from api.debrief_models import Action, ActionEvent, ActionInsight, ActionStatus, Insight, Level
 from api.errors import Conflict, Forbidden, Gone, Invalid, NotFound, responses
 from api.etags import check_if_match, etag
-from api.fields import Text
+from api.fields import Text, fingerprint
 from api.models import Membership, Role, Stint, User
 from api.search_docs import record_index_task
 
@@ -51,7 +49,7 @@ class ActionCreate(_ActionFields):
 
     def fingerprint(self) -> str:
         body = self.model_dump(mode="json", exclude={"id"})
-        return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+        return fingerprint(body)
 
 
 class ActionUpdate(_ActionFields):

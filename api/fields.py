@@ -1,8 +1,10 @@
 """Text field types for request bodies and queries: length limits and no NUL characters
 (PostgreSQL cannot store them, and no keyboard types them)."""
 
+import hashlib
+import json
 import unicodedata
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, StringConstraints
 
@@ -46,3 +48,8 @@ def _tags(values: list[str]) -> list[str]:
 
 
 Tags = Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=100), AfterValidator(_tags)]
+
+
+def fingerprint(body: dict[str, Any]) -> str:
+    """SHA-256 of a request body in canonical JSON: a retry of the same create is recognised by it."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()

@@ -1,8 +1,6 @@
 """Insights (洞见) drawn at the debrief: create, edit, order, delete. Evidence and verdicts are in
 ``insight_views``, themes in ``themes``."""
 
-import hashlib
-import json
 import uuid
 from typing import Annotated, Any, Self
 
@@ -17,7 +15,7 @@ from api.db import SessionDep, utcnow
 from api.debrief_models import Insight
 from api.errors import Conflict, Gone, Invalid, NotFound, responses
 from api.etags import check_if_match, etag
-from api.fields import Text
+from api.fields import Text, fingerprint
 from api.insight_views import (
     MAX_EVIDENCE,
     EvidenceIn,
@@ -51,7 +49,7 @@ class InsightCreate(_InsightFields):
 
     def fingerprint(self) -> str:
         body = self.model_dump(mode="json", exclude={"id"})
-        return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+        return fingerprint(body)
 
 
 class InsightUpdate(_InsightFields):

@@ -1,7 +1,5 @@
 """What observations look like on the wire: create and edit bodies, the answer, a page."""
 
-import hashlib
-import json
 import uuid
 from collections.abc import Sequence
 from datetime import date, datetime
@@ -11,7 +9,7 @@ import sqlalchemy as sa
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 from sqlmodel import Session, col
 
-from api.fields import Tags, Text
+from api.fields import Tags, Text, fingerprint
 from api.models import (
     Observation,
     ObservationDimension,
@@ -66,7 +64,7 @@ class ObservationCreate(_ObservationFields):
     def fingerprint(self) -> str:
         body = self.model_dump(mode="json", exclude={"id", "hypothesis_ids", "hypothesis_links"})
         body["links"] = [link.model_dump(mode="json") for link in self.links() or []]
-        return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+        return fingerprint(body)
 
 
 class ObservationUpdate(_ObservationFields):

@@ -26,11 +26,12 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlmodel import Session, SQLModel
 
-from api import migrations, security
+from api import migrations
+from api.auth import open_session
 from api.config import Settings
-from api.db import make_engine, utcnow
+from api.db import make_engine
 from api.main import create_app
-from api.models import AuthSession, User
+from api.models import User
 from bench.figures import Figure
 
 AREA = "sync"
@@ -82,19 +83,11 @@ class _Setup:
     def __init__(self, url: str, data_dir: Path) -> None:
         engine = make_engine(url)
         migrations.upgrade(engine)
-        token = security.new_token()
         with Session(engine) as session:
             user = User(email="bench.sync@example.com", name="李研究员", password_hash="x")
             session.add(user)
             session.flush()
-            session.add(
-                AuthSession(
-                    user_id=user.id,
-                    token_hash=security.token_digest(token),
-                    expires_at=utcnow() + timedelta(days=1),
-                )
-            )
-            session.commit()
+            token, _ = open_session(session, user.id, timedelta(days=1))
             self.user_id = user.id
         engine.dispose()
         self.app = create_app(Settings(data_dir=data_dir, database_url=url))

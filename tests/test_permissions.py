@@ -25,6 +25,9 @@ class Ctx:
     extra_member: str
     caller: Any  # the Person making the request, None when anonymous
     session_id: str | None
+    outsider_email: str  # an account that is not a member yet
+    debrief: Any  # insights, actions, shares made for this case
+    materials: Any  # materials made for this case
 
 
 Build = Callable[[Ctx], dict[str, Any]]
@@ -110,7 +113,7 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, int]]] = {
     ("DELETE", "/api/stints/{stint_id}"): (lambda c: {}, managers(204)),
     ("GET", "/api/stints/{stint_id}/members"): (lambda c: {}, members(200)),
     ("POST", "/api/stints/{stint_id}/members"): (
-        lambda c: {"json": {"email": c.outsider_email, "role": "viewer"}},  # type: ignore[attr-defined]
+        lambda c: {"json": {"email": c.outsider_email, "role": "viewer"}},
         managers(201),
     ),
     ("PATCH", "/api/stints/{stint_id}/members/{user_id}"): (
@@ -357,10 +360,10 @@ def test_permission(route, role, client, stint_team, person):
         extra_member=extra.id,
         caller=caller,
         session_id=session_id,
+        outsider_email=person("被邀请者").email,
+        debrief=_debrief_records(client, sid, t),
+        materials=_material_records(client, sid, t),
     )
-    ctx.outsider_email = person("被邀请者").email  # type: ignore[attr-defined]
-    ctx.debrief = _debrief_records(client, sid, t)  # type: ignore[attr-defined]
-    ctx.materials = _material_records(client, sid, t)  # type: ignore[attr-defined]
     spec = build(ctx)
     path = spec.pop("path", None) or (
         template.replace("{stint_id}", sid)

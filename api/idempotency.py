@@ -122,17 +122,19 @@ def claim(
     return None
 
 
-def complete(session: Session, user_id: uuid.UUID, key: str, status_code: int, body: Any) -> None:
-    """Store the answer in the caller's transaction, the one holding the work."""
+def complete(session: Session, user_id: uuid.UUID, key: str, status_code: int, body: Any) -> str:
+    """Store the answer in the caller's transaction, the one holding the work; returns it as JSON."""
+    encoded = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
     session.execute(
         sa.update(IdempotencyKey)
         .where(col(IdempotencyKey.user_id) == user_id, col(IdempotencyKey.key) == key)
         .values(
             status_code=status_code,
-            response=json.dumps(body, ensure_ascii=False),
+            response=encoded,
             claimed_until=None,
         )
     )
+    return encoded
 
 
 def release(session: Session, user_id: uuid.UUID, key: str) -> None:

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Header
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from sqlmodel import Field as SQLField
 from sqlmodel import Session, SQLModel, col, select
@@ -95,9 +95,20 @@ class PushOut(BaseModel):
     results: list[OpResult]
 
 
-def _op_hash(raw: dict[str, Any]) -> str:
-    canonical = json.dumps(raw, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+def _canonical(raw: Any) -> str:
+    """An op as canonical JSON (keys sorted, no spaces): the same op whatever its key order."""
+    return json.dumps(raw, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _hashes(raw_ops: list[Any]) -> tuple[list[str], str]:
+    """Each op's hash, and the request's (``idempotency.fingerprint`` of ``{"ops": raw_ops}``, built
+    from the ops' canonical JSON instead of encoding a thousand ops twice)."""
+    canonical = [_canonical(raw) for raw in raw_ops]
+    return [_sha256(c) for c in canonical], _sha256('{"ops":[' + ",".join(canonical) + "]}")
 
 
 Result = dict[str, Any]  # an OpResult as JSON: built directly, a push answers a thousand of them
@@ -147,7 +158,9 @@ class _Done:
     deleted: bool
 
 
-def _run(session: Session, user: User, raw_ops: list[Any], *, careful: bool) -> list[Result]:
+def _run(
+    session: Session, user: User, raw_ops: list[Any], op_hashes: list[str], *, careful: bool
+) -> list[Result]:
     parsed = _parse(raw_ops)
     ops = [op for op in parsed if isinstance(op, OpIn)]
     done = {
@@ -167,13 +180,12 @@ def _run(session: Session, user: User, raw_ops: list[Any], *, careful: bool) -> 
     records: list[dict[str, Any]] = []
     # A record with a conflicting op: the batch's later ops on it were made on top of the refused one.
     refused: set[tuple[OpType, str]] = set()
-    for index, (raw, parsed_op) in enumerate(zip(raw_ops, parsed, strict=True)):
+    for index, (raw, parsed_op, op_hash) in enumerate(zip(raw_ops, parsed, op_hashes, strict=True)):
         if isinstance(parsed_op, AppError):
             op_id = raw.get("op_id") if isinstance(raw, dict) else None
             results.append(_rejected(index, op_id if isinstance(op_id, str) else None, parsed_op))
             continue
         op = parsed_op
-        op_hash = _op_hash(raw)
         first = done.get(op.op_id)
         if first is not None and (first.op_hash != op_hash or first.status == "applied"):
             if first.op_hash != op_hash:
@@ -251,19 +263,23 @@ def _apply_one(
     raise AssertionError("unreachable")
 
 
-def run_batch(session: Session, user: User, raw_ops: list[Any]) -> list[Result]:
+def run_batch(
+    session: Session, user: User, raw_ops: list[Any], op_hashes: list[str] | None = None
+) -> list[Result]:
     """Apply the ops in order, in the caller's transaction."""
+    if op_hashes is None:
+        op_hashes = _hashes(raw_ops)[0]
     mark = pending_mark(session)
     attempt = session.begin_nested()
     try:
-        results = _run(session, user, raw_ops, careful=False)
+        results = _run(session, user, raw_ops, op_hashes, careful=False)
         attempt.commit()
         return results
     except sa.exc.IntegrityError:
         attempt.rollback()
         pending_restore(session, mark)
         session.expire_all()
-        return _run(session, user, raw_ops, careful=True)
+        return _run(session, user, raw_ops, op_hashes, careful=True)
 
 
 @router.post(
@@ -284,27 +300,28 @@ def push(
     idempotency_key: Annotated[
         str | None, Header(alias="Idempotency-Key", description="New per batch, the same on every retry")
     ] = None,
-) -> JSONResponse:
+) -> Response:
     """Apply a device's changes. Each op answers applied, duplicate, conflict (with the server's copy,
     yours, and the fields that differ: resolve by pushing against the server's version) or rejected
     (with the REST API's error). Retry with the same Idempotency-Key until you get an answer."""
     key = idempotency.check_key(idempotency_key)
-    payload = body.model_dump(mode="json")
-    stored = idempotency.claim(session, user.id, key, _ENDPOINT, idempotency.fingerprint(payload))
+    # body.ops holds plain JSON values as parsed: hashed as they are, no model_dump of a thousand ops.
+    op_hashes, request_hash = _hashes(body.ops)
+    stored = idempotency.claim(session, user.id, key, _ENDPOINT, request_hash)
     if stored is not None:
         return JSONResponse(
             stored.body, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"}
         )
     try:
-        answer = {"results": run_batch(session, user, body.ops)}
-        idempotency.complete(session, user.id, key, 200, answer)
+        answer = {"results": run_batch(session, user, body.ops, op_hashes)}
+        encoded = idempotency.complete(session, user.id, key, 200, answer)
         session.commit()
     except BaseException:
         with contextlib.suppress(sa.exc.SQLAlchemyError):  # the claim then times out on its own
             idempotency.release(session, user.id, key)
         raise
     _housekeeping(session)
-    return JSONResponse(answer)
+    return Response(encoded, media_type="application/json")  # encoded once, for the store and the wire
 
 
 _HOUSEKEEPING_EVERY = timedelta(minutes=10)

@@ -26,6 +26,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
+from api import search_sources  # noqa: F401 - registers the sources; `fieldbook reindex` and `check` run without the app
 from api.search_docs import SearchDoc, SearchTask, source, sources
 from api.search_index import IndexStore
 

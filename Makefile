@@ -7,7 +7,7 @@ export FIELDBOOK_DATA_DIR ?= $(CURDIR)/data
 # The browser tests use Debian's /usr/bin/chromium; Playwright must never fetch a browser of its own.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: install run migrate test lint typecheck test-sqlite test-pg bench fuzz clean
+.PHONY: install run migrate test lint typecheck test-sqlite test-pg bench fuzz audit clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,13 @@ bench: install
 # A longer schemathesis run than the suite's (which is bounded and seeded).
 fuzz: install
 	FIELDBOOK_FUZZ_EXAMPLES=$${FIELDBOOK_FUZZ_EXAMPLES:-300} $(BIN)/pytest -q tests/test_fuzz.py
+
+# Known advisories in what is installed (runtime and dev). Needs PyPI's per-release JSON API; --strict makes a
+# package it could not look up an error, not a silent skip (without it pip-audit says "No known
+# vulnerabilities found" even when it reached nothing). Not part of `make test`: it needs the internet.
+audit: install
+	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off || { \
+		echo "pip-audit failed: an advisory above, or the advisory database could not be reached"; exit 1; }
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

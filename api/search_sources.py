@@ -11,8 +11,9 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from api.debrief_models import Action, Insight
+from api.logday import log_day
 from api.material_tables import Material
-from api.models import DailySummary, Observation, ObservationHypothesis, ObservationTag
+from api.models import DailySummary, Observation, ObservationHypothesis, ObservationTag, Stint
 from api.search_docs import SearchDoc, Source, register_source
 
 BATCH = 1000
@@ -26,6 +27,19 @@ def _uuids(ids: Sequence[str]) -> list[uuid.UUID]:
         except ValueError:
             continue
     return out
+
+
+def _timezones(session: Session, rows: Sequence[Any]) -> dict[uuid.UUID, str]:
+    """The stints' timezones: a material or insight is filed under its stint's local day, as
+    observations are (a photo uploaded at 00:30 in Shanghai belongs to that day, not UTC's)."""
+    stint_ids = {row.stint_id for row in rows}
+    if not stint_ids:
+        return {}
+    return dict(
+        session.execute(
+            sa.select(col(Stint.id), col(Stint.timezone)).where(col(Stint.id).in_(stint_ids))
+        ).all()  # type: ignore[arg-type]
+    )
 
 
 def _observation_docs(session: Session, rows: Sequence[Observation]) -> list[SearchDoc]:
@@ -147,7 +161,8 @@ register_source(Source("day", _load_summaries, _all_summaries, _count_summaries)
 # --- materials (素材): caption, file name and extracted text ------------------------------
 
 
-def _material_docs(rows: Sequence[Material]) -> list[SearchDoc]:
+def _material_docs(session: Session, rows: Sequence[Material]) -> list[SearchDoc]:
+    zones = _timezones(session, rows)
     return [
         SearchDoc(
             doc_type="material",
@@ -159,7 +174,7 @@ def _material_docs(rows: Sequence[Material]) -> list[SearchDoc]:
                 "extracted_text": m.extracted_text or "",
             },
             at=m.created_at,
-            day=m.created_at.date(),
+            day=log_day(m.created_at, zones.get(m.stint_id, "UTC")),
             kind=None,
             author_id=m.uploaded_by,
             extra={
@@ -176,7 +191,7 @@ def _load_materials(session: Session, ids: Sequence[str]) -> Mapping[str, Search
     rows = session.exec(
         select(Material).where(col(Material.id).in_(_uuids(ids)), col(Material.deleted_at).is_(None))
     ).all()
-    return {doc.doc_id: doc for doc in _material_docs(rows)}
+    return {doc.doc_id: doc for doc in _material_docs(session, rows)}
 
 
 def _all_materials(session: Session) -> Iterator[list[SearchDoc]]:
@@ -188,7 +203,7 @@ def _all_materials(session: Session) -> Iterator[list[SearchDoc]]:
         rows = session.exec(stmt.order_by(col(Material.id)).limit(BATCH)).all()
         if not rows:
             return
-        yield _material_docs(rows)
+        yield _material_docs(session, rows)
         after = rows[-1].id
 
 
@@ -205,7 +220,8 @@ register_source(Source("material", _load_materials, _all_materials, _count_mater
 # --- insights (洞见) and improvement actions (改善行动) --------------------------------------
 
 
-def _insight_docs(rows: Sequence[Insight]) -> list[SearchDoc]:
+def _insight_docs(session: Session, rows: Sequence[Insight]) -> list[SearchDoc]:
+    zones = _timezones(session, rows)
     return [
         SearchDoc(
             doc_type="insight",
@@ -213,14 +229,15 @@ def _insight_docs(rows: Sequence[Insight]) -> list[SearchDoc]:
             stint_id=i.stint_id,
             texts={"title": i.title, "statement": i.statement},
             at=i.created_at,
-            day=i.created_at.date(),
+            day=log_day(i.created_at, zones.get(i.stint_id, "UTC")),
             author_id=i.created_by,
         )
         for i in rows
     ]
 
 
-def _action_docs(rows: Sequence[Action]) -> list[SearchDoc]:
+def _action_docs(session: Session, rows: Sequence[Action]) -> list[SearchDoc]:
+    zones = _timezones(session, rows)
     return [
         SearchDoc(
             doc_type="action",
@@ -232,21 +249,23 @@ def _action_docs(rows: Sequence[Action]) -> list[SearchDoc]:
                 "progress_note": a.progress_note or "",
             },
             at=a.created_at,
-            day=a.created_at.date(),
+            day=log_day(a.created_at, zones.get(a.stint_id, "UTC")),
             author_id=a.created_by,
         )
         for a in rows
     ]
 
 
-def _simple_source(doc_type: str, table: Any, to_docs: Callable[[Sequence[Any]], list[SearchDoc]]) -> Source:
+def _simple_source(
+    doc_type: str, table: Any, to_docs: Callable[[Session, Sequence[Any]], list[SearchDoc]]
+) -> Source:
     """A source for a table with a UUID ``id`` and a ``deleted_at`` tombstone."""
 
     def load(session: Session, ids: Sequence[str]) -> Mapping[str, SearchDoc | None]:
         rows = session.exec(
             select(table).where(col(table.id).in_(_uuids(ids)), col(table.deleted_at).is_(None))
         ).all()
-        return {doc.doc_id: doc for doc in to_docs(rows)}
+        return {doc.doc_id: doc for doc in to_docs(session, rows)}
 
     def iter_all(session: Session) -> Iterator[list[SearchDoc]]:
         after: uuid.UUID | None = None
@@ -257,7 +276,7 @@ def _simple_source(doc_type: str, table: Any, to_docs: Callable[[Sequence[Any]],
             rows = session.exec(stmt.order_by(col(table.id)).limit(BATCH)).all()
             if not rows:
                 return
-            yield to_docs(rows)
+            yield to_docs(session, rows)
             after = rows[-1].id
 
     def count(session: Session) -> int:

@@ -565,3 +565,36 @@ def test_marks_across_a_run_end_and_words():
     assert html == "系统<mark>数据Excel</mark>导出，<mark>数据 excel</mark> 再导入"
     _, html = snippet({"text": "The dispatchers dispatched it"}, clause_parts("dispatch"))
     assert html == "The <mark>dispatchers</mark> <mark>dispatched</mark> it"
+
+
+def test_materials_and_insights_are_filed_under_the_stints_local_day(client, stint_team, app):
+    """00:30 in Shanghai on 5 March is 16:30 UTC on 4 March: the day is the stint's, as for observations."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from sqlmodel import Session
+
+    import api.search_sources  # noqa: F401  (registers the sources)
+    from api.debrief_models import Insight
+    from api.material_tables import Material
+    from api.search_docs import source
+    from tests.material_files import photo
+
+    t = stint_team
+    sid, r = t["stint"]["id"], t["researcher"]
+    pic = client.post(
+        f"/api/stints/{sid}/materials",
+        files={"file": ("白板.jpg", photo(), "image/jpeg")},
+        headers=r.headers,
+    ).json()
+    insight = client.post(
+        f"/api/stints/{sid}/insights", json={"title": "夜班交接", "statement": "handover"}, headers=r.headers
+    ).json()
+    late = datetime(2026, 3, 4, 16, 30, tzinfo=UTC)
+    with Session(app.state.engine) as session:
+        for table, record_id in ((Material, pic["id"]), (Insight, insight["id"])):
+            session.execute(sa.update(table).where(table.id == uuid.UUID(record_id)).values(created_at=late))
+        session.commit()
+        for doc_type, record_id in (("material", pic["id"]), ("insight", insight["id"])):
+            found = source(doc_type).load(session, [record_id])  # type: ignore[union-attr]
+            assert found[record_id].day.isoformat() == "2026-03-05", doc_type

@@ -32,7 +32,8 @@ from api.changelog import pending_mark, pending_restore, purge_tombstones
 from api.db import SessionDep, UTCDateTime, utcnow
 from api.errors import AppError, Invalid, responses
 from api.models import User
-from api.sync_ops import Batch, FieldChange, OpIn, OpType, Outcome, apply, invalid, refuse
+from api.sync_batch import Batch, FieldChange, OpIn, OpType, Outcome, invalid
+from api.sync_ops import apply, refuse
 
 router = APIRouter(prefix="/api/sync", tags=["sync"])
 

@@ -9,198 +9,35 @@ anything, so a rejected op leaves no trace even without a savepoint."""
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
-from enum import StrEnum
-from typing import Any, Literal, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
-from sqlmodel import Session, col, select
+from pydantic import BaseModel
+from sqlmodel import select
 
-from api.access import StintAccess, stint_access
+from api.access import StintAccess
 from api.changelog import ChangeType, logged_version
 from api.days import SummaryIn, delete_summary, save_summary, summary_key
 from api.errors import Forbidden, Gone, Invalid, NotFound
 from api.ingest import tombstone
 from api.material_tables import Material
 from api.materials import MaterialUpdate, changed_values, material_out, may_change, update_metadata
-from api.models import DailySummary, Hypothesis, Observation, ObservationHypothesis, Role, Stance, User
+from api.models import DailySummary, Observation, ObservationHypothesis, Role, Stance
 from api.observation_schemas import HypothesisLink, ObservationCreate, ObservationUpdate, observations_out
 from api.observation_writes import (
-    NewObservation,
     apply_update,
     check_links,
-    insert_observations,
     new_observation,
     same_create,
     write_version,
 )
 from api.observations import may_edit
+from api.sync_batch import Batch, OpIn, OpType, Outcome, conflict, uuid_of, validate
 from api.sync_changes import parse_summary_key, summary_data
 from api.users import user_names
 
 
-class OpType(StrEnum):
-    observation = "observation"
-    daily_summary = "daily_summary"
-    hypothesis_link = "hypothesis_link"
-    material = "material"
-
-
-class OpIn(BaseModel):
-    """One change made on a device. ``base_version``: the version it was made against (null: a create)."""
-
-    model_config = {"extra": "forbid"}
-
-    op_id: str = Field(min_length=1, max_length=100, description="Unique per device and change")
-    type: OpType
-    id: str = Field(
-        min_length=1,
-        max_length=200,
-        description="observation: its UUID; daily_summary: {stint_id}:{author_id}:{YYYY-MM-DD}; "
-        "hypothesis_link: the observation's UUID; material: its UUID (uploaded first)",
-    )
-    op: Literal["upsert", "delete"]
-    base_version: int | None = Field(default=None, ge=0)
-    data: dict[str, Any] | None = None
-
-
-class FieldChange(BaseModel):
-    field: str
-    server: Any
-    yours: Any
-
-
-class Outcome(BaseModel):
-    status: Literal["applied", "duplicate", "conflict"]
-    version: int | None = None
-    deleted: bool = False
-    current: dict[str, Any] | None = None
-    mine: dict[str, Any] | None = None
-    changes: list[FieldChange] | None = None
-
-
-@dataclass
-class Batch:
-    """What one push knows while applying its ops in order: caches, and creates not yet inserted
-    (consecutive creates are inserted together)."""
-
-    session: Session
-    user: User
-    now: datetime
-    careful: bool
-    observations: dict[uuid.UUID, Observation | None] = field(default_factory=dict)
-    _access: dict[uuid.UUID, StintAccess | None] = field(default_factory=dict)
-    _hypotheses: dict[uuid.UUID, set[uuid.UUID]] = field(default_factory=dict)
-    _creates: dict[uuid.UUID, NewObservation] = field(default_factory=dict)
-
-    def preload(self, ids: set[uuid.UUID]) -> None:
-        ids = ids - self.observations.keys()
-        if not ids:
-            return
-        found = {o.id: o for o in self.session.exec(select(Observation).where(col(Observation.id).in_(ids)))}
-        for i in ids:
-            self.observations[i] = found.get(i)
-
-    def observation(self, obs_id: uuid.UUID) -> Observation | None:
-        if obs_id in self._creates:
-            self.flush()
-        if obs_id not in self.observations:
-            self.preload({obs_id})
-        return self.observations[obs_id]
-
-    def access(self, stint_id: uuid.UUID) -> StintAccess:
-        if stint_id not in self._access:
-            try:
-                self._access[stint_id] = stint_access(self.session, stint_id, self.user)
-            except NotFound:
-                self._access[stint_id] = None
-        found = self._access[stint_id]
-        if found is None:
-            raise NotFound("No such stint.", code="stint_not_found")
-        return found
-
-    def hypotheses(self, stint_id: uuid.UUID) -> set[uuid.UUID]:
-        if stint_id not in self._hypotheses:
-            self._hypotheses[stint_id] = set(
-                self.session.exec(
-                    select(Hypothesis.id).where(
-                        Hypothesis.stint_id == stint_id, col(Hypothesis.deleted_at).is_(None)
-                    )
-                )
-            )
-        return self._hypotheses[stint_id]
-
-    def create(self, new: NewObservation) -> None:
-        self._creates[new.id] = new
-        if self.careful:
-            self.flush()
-
-    def flush(self) -> None:
-        """Insert the creates collected so far."""
-        if not self._creates:
-            return
-        creates, self._creates = list(self._creates.values()), {}
-        insert_observations(self.session, creates)
-        for new in creates:
-            self.observations.pop(new.id, None)
-
-
-def _uuid(value: str, what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise Invalid(f"id: {what} is identified by a UUID.", code="invalid_id") from None
-
-
-def invalid(exc: ValidationError, where: str = "data") -> Invalid:
-    details = [
-        {"loc": [where, *e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
-        for e in exc.errors()
-    ]
-    first = details[0] if details else {"loc": [where], "msg": "not valid"}
-    path = ".".join(str(p) for p in first["loc"])
-    return Invalid(f"{path}: {str(first['msg']).removeprefix('Value error, ')}", details=details)
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def _validate(model: type[M], data: dict[str, Any]) -> M:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise invalid(exc) from None
-
-
 def _observation_json(b: Batch, obs: Observation) -> dict[str, Any]:
     return observations_out(b.session, [obs])[0].model_dump(mode="json")
-
-
-def _diff(current: dict[str, Any], mine: dict[str, Any]) -> list[FieldChange]:
-    out = []
-    for name, yours in mine.items():
-        if name not in current:
-            continue
-        server = current[name]
-        if name == "observed_at" and server and yours:
-            same = datetime.fromisoformat(str(server)) == datetime.fromisoformat(str(yours))
-        else:
-            same = server == yours
-        if not same:
-            out.append(FieldChange(field=name, server=server, yours=yours))
-    return out
-
-
-def _conflict(current: dict[str, Any] | None, version: int, mine: dict[str, Any]) -> Outcome:
-    return Outcome(
-        status="conflict",
-        version=version,
-        deleted=current is None,
-        current=current,
-        mine=mine,
-        changes=_diff(current or {}, mine),
-    )
 
 
 def _observation_conflict(b: Batch, obs: Observation, mine: dict[str, Any]) -> Outcome:
@@ -210,7 +47,7 @@ def _observation_conflict(b: Batch, obs: Observation, mine: dict[str, Any]) -> O
         return Outcome(
             status="conflict", version=obs.version, deleted=True, current=current, mine=mine, changes=[]
         )
-    return _conflict(current, obs.version, mine)
+    return conflict(current, obs.version, mine)
 
 
 def _mine(body: BaseModel) -> dict[str, Any]:
@@ -225,7 +62,7 @@ def _mine(body: BaseModel) -> dict[str, Any]:
 
 
 def observation_upsert(b: Batch, op: OpIn) -> Outcome:
-    obs_id = _uuid(op.id, "an observation")
+    obs_id = uuid_of(op.id, "an observation")
     data = dict(op.data or {})
     stint_raw = data.pop("stint_id", None)
     if data.pop("id", op.id) != op.id:
@@ -239,8 +76,8 @@ def observation_upsert(b: Batch, op: OpIn) -> Outcome:
             )
         if stint_raw is None:
             raise Invalid("data.stint_id: a new observation names its stint.", code="validation_error")
-        stint_id = _uuid(str(stint_raw), "a stint")
-        body = _validate(ObservationCreate, data)
+        stint_id = uuid_of(str(stint_raw), "a stint")
+        body = validate(ObservationCreate, data)
         access = b.access(stint_id)
         access.require(Role.researcher)
         check_links(body.links() or [], b.hypotheses(stint_id))
@@ -250,14 +87,14 @@ def observation_upsert(b: Batch, op: OpIn) -> Outcome:
     if stint_raw is not None and str(stint_raw) != str(existing.stint_id):
         raise Invalid("An observation cannot move to another stint.", code="stint_mismatch")
     if op.base_version is None:
-        create = _validate(ObservationCreate, data)
+        create = validate(ObservationCreate, data)
         if same_create(existing, existing.stint_id, b.user.id, create.fingerprint()):
             return Outcome(
                 status="duplicate", version=existing.version, deleted=existing.deleted_at is not None
             )
         return _observation_conflict(b, existing, _mine(create))
     may_edit(access, existing)
-    update = _validate(ObservationUpdate, data)
+    update = validate(ObservationUpdate, data)
     if op.base_version != existing.version:
         return _observation_conflict(b, existing, _mine(update))
     links = update.links()
@@ -271,7 +108,7 @@ def observation_upsert(b: Batch, op: OpIn) -> Outcome:
 
 
 def observation_delete(b: Batch, op: OpIn) -> Outcome:
-    obs_id = _uuid(op.id, "an observation")
+    obs_id = uuid_of(op.id, "an observation")
     existing = b.observation(obs_id)
     if existing is None:
         raise NotFound("No such observation.", code="unknown_record")
@@ -296,8 +133,8 @@ class LinkIn(BaseModel):
 def _link(b: Batch, op: OpIn, change: Callable[[dict[uuid.UUID, HypothesisLink], LinkIn], None]) -> Outcome:
     """Stance links merge: each op adds, changes or removes one link whatever the base version,
     so two devices linking the same observation to different hypotheses both win."""
-    obs_id = _uuid(op.id, "an observation")
-    link = _validate(LinkIn, dict(op.data or {}))
+    obs_id = uuid_of(op.id, "an observation")
+    link = validate(LinkIn, dict(op.data or {}))
     existing = b.observation(obs_id)
     if existing is None:
         raise NotFound("No such observation.", code="unknown_record")
@@ -350,14 +187,14 @@ def _summary_json(b: Batch, summary: DailySummary) -> dict[str, Any]:
 
 
 def summary_upsert(b: Batch, op: OpIn) -> Outcome:
-    body = _validate(SummaryIn, dict(op.data or {}))
+    body = validate(SummaryIn, dict(op.data or {}))
     access, key, current = _summary_target(b, op)
     mine = {"summary": body.summary}
     stint_id, author_id, day = access.stint.id, b.user.id, parse_summary_key(key)[2]
     if current is None:
         tombstone = logged_version(b.session, ChangeType.daily_summary, key)
         if op.base_version not in (None, 0, tombstone):
-            return _conflict(None, tombstone, mine)
+            return conflict(None, tombstone, mine)
         saved = save_summary(b.session, stint_id, author_id, day, body.summary, None)
         return Outcome(status="applied", version=saved.version)
     if current.summary == body.summary:
@@ -365,7 +202,7 @@ def summary_upsert(b: Batch, op: OpIn) -> Outcome:
             status="duplicate" if op.base_version != current.version else "applied", version=current.version
         )
     if op.base_version != current.version:
-        return _conflict(_summary_json(b, current), current.version, mine)
+        return conflict(_summary_json(b, current), current.version, mine)
     saved = save_summary(b.session, stint_id, author_id, day, body.summary, current)
     return Outcome(status="applied", version=saved.version)
 
@@ -378,14 +215,14 @@ def summary_delete(b: Batch, op: OpIn) -> Outcome:
             raise NotFound("No such daily summary.", code="unknown_record")
         return Outcome(status="applied", version=tombstone, deleted=True)
     if op.base_version is not None and op.base_version != current.version:
-        return _conflict(_summary_json(b, current), current.version, {"deleted": True})
+        return conflict(_summary_json(b, current), current.version, {"deleted": True})
     return Outcome(status="applied", version=delete_summary(b.session, current), deleted=True)
 
 
 def _material(b: Batch, op: OpIn) -> tuple[Material, dict[str, Any]]:
     """The material and its JSON; unknown to this user (never uploaded, or in a stint they are
     not in: the same answer) is rejected, as is a change they may not make."""
-    material = b.session.get(Material, _uuid(op.id, "a material"))
+    material = b.session.get(Material, uuid_of(op.id, "a material"))
     if material is not None:
         try:
             access = b.access(material.stint_id)
@@ -410,13 +247,13 @@ def _material_conflict(material: Material, current: dict[str, Any], mine: dict[s
         return Outcome(
             status="conflict", version=material.version, deleted=True, current=current, mine=mine, changes=[]
         )
-    return _conflict(current, material.version, mine)
+    return conflict(current, material.version, mine)
 
 
 def material_upsert(b: Batch, op: OpIn) -> Outcome:
     """Metadata only (caption, observation_id). ``base_version`` null (the device never saw a
     version, e.g. it set them at upload): the same values are a duplicate, others a conflict."""
-    update = _validate(MaterialUpdate, dict(op.data or {}))
+    update = validate(MaterialUpdate, dict(op.data or {}))
     material, current = _material(b, op)
     mine = update.model_dump(mode="json", exclude_unset=True)
     values = changed_values(b.session, material, update)
@@ -457,9 +294,9 @@ def refuse(b: Batch, op: OpIn) -> Outcome:
     if op.type is OpType.daily_summary:
         _access, key, current = _summary_target(b, op)
         if current is None:
-            return _conflict(None, logged_version(b.session, ChangeType.daily_summary, key), mine)
-        return _conflict(_summary_json(b, current), current.version, mine)
-    existing = b.observation(_uuid(op.id, "an observation"))
+            return conflict(None, logged_version(b.session, ChangeType.daily_summary, key), mine)
+        return conflict(_summary_json(b, current), current.version, mine)
+    existing = b.observation(uuid_of(op.id, "an observation"))
     if existing is None:
         raise NotFound("No such observation.", code="unknown_record")
     b.access(existing.stint_id)

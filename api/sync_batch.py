@@ -1,0 +1,176 @@
+"""What one sync push works with: the op as sent, its outcome, and the batch's caches (stints the
+caller may write to, live hypotheses, observations read once, creates collected to be inserted
+together). The handlers for each kind of record are in ``api.sync_ops``."""
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, Field, ValidationError
+from sqlmodel import Session, col, select
+
+from api.access import StintAccess, stint_access
+from api.errors import Invalid, NotFound
+from api.models import Hypothesis, Observation, User
+from api.observation_writes import NewObservation, insert_observations
+
+
+class OpType(StrEnum):
+    observation = "observation"
+    daily_summary = "daily_summary"
+    hypothesis_link = "hypothesis_link"
+    material = "material"
+
+
+class OpIn(BaseModel):
+    """One change made on a device. ``base_version``: the version it was made against (null: a create)."""
+
+    model_config = {"extra": "forbid"}
+
+    op_id: str = Field(min_length=1, max_length=100, description="Unique per device and change")
+    type: OpType
+    id: str = Field(
+        min_length=1,
+        max_length=200,
+        description="observation: its UUID; daily_summary: {stint_id}:{author_id}:{YYYY-MM-DD}; "
+        "hypothesis_link: the observation's UUID; material: its UUID (uploaded first)",
+    )
+    op: Literal["upsert", "delete"]
+    base_version: int | None = Field(default=None, ge=0)
+    data: dict[str, Any] | None = None
+
+
+class FieldChange(BaseModel):
+    field: str
+    server: Any
+    yours: Any
+
+
+class Outcome(BaseModel):
+    status: Literal["applied", "duplicate", "conflict"]
+    version: int | None = None
+    deleted: bool = False
+    current: dict[str, Any] | None = None
+    mine: dict[str, Any] | None = None
+    changes: list[FieldChange] | None = None
+
+
+@dataclass
+class Batch:
+    """What one push knows while applying its ops in order: caches, and creates not yet inserted
+    (consecutive creates are inserted together)."""
+
+    session: Session
+    user: User
+    now: datetime
+    careful: bool
+    observations: dict[uuid.UUID, Observation | None] = field(default_factory=dict)
+    _access: dict[uuid.UUID, StintAccess | None] = field(default_factory=dict)
+    _hypotheses: dict[uuid.UUID, set[uuid.UUID]] = field(default_factory=dict)
+    _creates: dict[uuid.UUID, NewObservation] = field(default_factory=dict)
+
+    def preload(self, ids: set[uuid.UUID]) -> None:
+        ids = ids - self.observations.keys()
+        if not ids:
+            return
+        found = {o.id: o for o in self.session.exec(select(Observation).where(col(Observation.id).in_(ids)))}
+        for i in ids:
+            self.observations[i] = found.get(i)
+
+    def observation(self, obs_id: uuid.UUID) -> Observation | None:
+        if obs_id in self._creates:
+            self.flush()
+        if obs_id not in self.observations:
+            self.preload({obs_id})
+        return self.observations[obs_id]
+
+    def access(self, stint_id: uuid.UUID) -> StintAccess:
+        if stint_id not in self._access:
+            try:
+                self._access[stint_id] = stint_access(self.session, stint_id, self.user)
+            except NotFound:
+                self._access[stint_id] = None
+        found = self._access[stint_id]
+        if found is None:
+            raise NotFound("No such stint.", code="stint_not_found")
+        return found
+
+    def hypotheses(self, stint_id: uuid.UUID) -> set[uuid.UUID]:
+        if stint_id not in self._hypotheses:
+            self._hypotheses[stint_id] = set(
+                self.session.exec(
+                    select(Hypothesis.id).where(
+                        Hypothesis.stint_id == stint_id, col(Hypothesis.deleted_at).is_(None)
+                    )
+                )
+            )
+        return self._hypotheses[stint_id]
+
+    def create(self, new: NewObservation) -> None:
+        self._creates[new.id] = new
+        if self.careful:
+            self.flush()
+
+    def flush(self) -> None:
+        """Insert the creates collected so far."""
+        if not self._creates:
+            return
+        creates, self._creates = list(self._creates.values()), {}
+        insert_observations(self.session, creates)
+        for new in creates:
+            self.observations.pop(new.id, None)
+
+
+def uuid_of(value: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise Invalid(f"id: {what} is identified by a UUID.", code="invalid_id") from None
+
+
+def invalid(exc: ValidationError, where: str = "data") -> Invalid:
+    details = [
+        {"loc": [where, *e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+        for e in exc.errors()
+    ]
+    first = details[0] if details else {"loc": [where], "msg": "not valid"}
+    path = ".".join(str(p) for p in first["loc"])
+    return Invalid(f"{path}: {str(first['msg']).removeprefix('Value error, ')}", details=details)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate(model: type[M], data: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise invalid(exc) from None
+
+
+def diff(current: dict[str, Any], mine: dict[str, Any]) -> list[FieldChange]:
+    out = []
+    for name, yours in mine.items():
+        if name not in current:
+            continue
+        server = current[name]
+        if name == "observed_at" and server and yours:
+            same = datetime.fromisoformat(str(server)) == datetime.fromisoformat(str(yours))
+        else:
+            same = server == yours
+        if not same:
+            out.append(FieldChange(field=name, server=server, yours=yours))
+    return out
+
+
+def conflict(current: dict[str, Any] | None, version: int, mine: dict[str, Any]) -> Outcome:
+    return Outcome(
+        status="conflict",
+        version=version,
+        deleted=current is None,
+        current=current,
+        mine=mine,
+        changes=diff(current or {}, mine),
+    )

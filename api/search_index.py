@@ -25,8 +25,9 @@ from whoosh.fields import COLUMN, ID, STORED, TEXT, Schema
 
 from api import search_match
 from api.search_analysis import FIELD_SEPARATOR, Clause, MixedAnalyzer, MixedPositions
+from api.search_columns import META_LIST, META_SEP
 from api.search_docs import SearchDoc
-from api.search_match import META_LIST, META_SEP, Filters, Hit, Outcome
+from api.search_match import Filters, Hit, Outcome
 
 _TEXT = TEXT(analyzer=MixedAnalyzer(), phrase=True)
 _TEXT.format = MixedPositions(field_boost=1.0)

@@ -21,149 +21,14 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
+from api import search_columns
 from api.search_analysis import Clause, MixedPositions, Part, contains_sequence
+from api.search_columns import K1, NAMES, Columns, View, ordinals
 
-META_SEP, META_LIST = "\x1f", "\x1e"
 FACETS = ("types", "kinds", "tags", "authors", "stints", "days")
 FACET_SIZE = 50
 FIELD = "text"
-K1, B = 1.2, 0.75
 _DECODE = MixedPositions().decode_positions
-
-
-# --- per-segment metadata, shared by all threads -------------------------------------------
-
-_ORDS: dict[str, int] = {"": 0}
-_NAMES: list[str] = [""]
-_INTERN_LOCK = threading.Lock()
-
-
-def _ord(value: str) -> int:
-    found = _ORDS.get(value)
-    if found is not None:
-        return found
-    with _INTERN_LOCK:
-        if value not in _ORDS:
-            _ORDS[value] = len(_NAMES)
-            _NAMES.append(value)
-        return _ORDS[value]
-
-
-@dataclass
-class _Columns:
-    """Per document number: ordinals of type, stint, kind, author, dimension; day as yyyymmdd;
-    time in ms; tag and hypothesis ordinals."""
-
-    type: list[int] = field(default_factory=list)
-    stint: list[int] = field(default_factory=list)
-    kind: list[int] = field(default_factory=list)
-    author: list[int] = field(default_factory=list)
-    dim: list[int] = field(default_factory=list)
-    day: list[int] = field(default_factory=list)
-    ts: list[int] = field(default_factory=list)
-    tags: list[tuple[int, ...]] = field(default_factory=list)
-    hyps: list[tuple[int, ...]] = field(default_factory=list)
-    length: list[int] = field(default_factory=list)  # tokens in the text field (BM25)
-
-    def extend(self, other: "_Columns") -> None:
-        for name in self.__dataclass_fields__:
-            getattr(self, name).extend(getattr(other, name))
-
-
-def _segment_columns(leaf: Any) -> _Columns:
-    out = _Columns()
-    reader = leaf.column_reader("meta")
-    for i in range(leaf.doc_count_all()):
-        raw = reader[i]
-        if not raw:
-            t, s, k, a, d, day, ts, tags, hyps = "", "", "", "", "", "0", "0", "", ""
-        else:
-            t, s, k, a, d, day, ts, tags, hyps = raw.decode().split(META_SEP)
-        out.type.append(_ord(t))
-        out.stint.append(_ord(s))
-        out.kind.append(_ord(k))
-        out.author.append(_ord(a))
-        out.dim.append(_ord(d))
-        out.day.append(int(day))
-        out.ts.append(int(ts))
-        out.tags.append(tuple(_ord(x) for x in tags.split(META_LIST)) if tags else ())
-        out.hyps.append(tuple(_ord(x) for x in hyps.split(META_LIST)) if hyps else ())
-        out.length.append(leaf.doc_field_length(i, "text", 0) or 1)
-    return out
-
-
-@dataclass
-class _View:
-    cols: _Columns
-    live: list[int]
-    deleted: frozenset[int]
-    leaves: list[tuple[Any, int]]
-    avg_length: float
-    by_stints: dict[frozenset[int], frozenset[int]] = field(default_factory=dict)
-    _norms: list[float] | None = None
-
-    def norms(self) -> list[float]:
-        """BM25's length normalisation per document, ``k1 * (1 - b + b * length / average)``."""
-        if self._norms is None:
-            avg = self.avg_length or 1.0
-            self._norms = [K1 * (1 - B + B * n / avg) for n in self.cols.length]
-        return self._norms
-
-    def docs_of(self, stints: frozenset[int]) -> frozenset[int]:
-        """Live documents of these stints (cached for this index generation)."""
-        found = self.by_stints.get(stints)
-        if found is None:
-            stint_col = self.cols.stint
-            found = frozenset(d for d in self.live if stint_col[d] in stints)
-            if len(self.by_stints) > 64:
-                self.by_stints.clear()
-            self.by_stints[stints] = found
-        return found
-
-
-_SEGMENTS: dict[tuple[str, str], _Columns] = {}
-_VIEWS: dict[tuple[Any, ...], _View] = {}
-_CACHE_LOCK = threading.Lock()
-
-
-def _leaves(searcher: Any) -> list[tuple[Any, int]]:
-    reader = searcher.reader()
-    if reader.doc_count_all() == 0:
-        return []
-    return list(reader.leaf_readers())
-
-
-def _view(directory: Path, searcher: Any) -> _View:
-    leaves = _leaves(searcher)
-    key = (str(directory), *((leaf.segment().segment_id(), leaf.doc_count()) for leaf, _ in leaves))
-    found = _VIEWS.get(key)
-    if found is not None:
-        return found
-    cols, live, deleted = _Columns(), list[int](), set[int]()
-    for leaf, offset in leaves:
-        segkey = (str(directory), leaf.segment().segment_id())
-        seg = _SEGMENTS.get(segkey)
-        if seg is None:
-            seg = _SEGMENTS[segkey] = _segment_columns(leaf)
-        cols.extend(seg)
-        n = leaf.doc_count_all()
-        if leaf.has_deletions():
-            gone = {offset + i for i in range(n) if leaf.is_deleted(i)}
-            deleted |= gone
-            live.extend(d for d in range(offset, offset + n) if d not in gone)
-        else:
-            live.extend(range(offset, offset + n))
-    total_length = sum(cols.length[d] for d in live)
-    view = _View(cols, live, frozenset(deleted), leaves, total_length / len(live) if live else 1.0)
-    with _CACHE_LOCK:
-        if len(_VIEWS) > 8:
-            _VIEWS.clear()
-        _VIEWS[key] = view
-        wanted = {(str(directory), leaf.segment().segment_id()) for leaf, _ in leaves}
-        if len(_SEGMENTS) > 4 * len(wanted) + 16:
-            for stale in [k for k in _SEGMENTS if k not in wanted]:
-                _SEGMENTS.pop(stale, None)
-    return view
 
 
 # --- filters and facets --------------------------------------------------------------------------------
@@ -200,39 +65,35 @@ class Outcome:
     facets: dict[str, list[tuple[str, int]]]
 
 
-def _ords(values: set[str]) -> set[int]:
-    return {_ORDS[v] for v in values if v in _ORDS}
-
-
-def _select(docs: Iterable[int], cols: _Columns, f: Filters) -> list[int]:
+def _select(docs: Iterable[int], cols: Columns, f: Filters) -> list[int]:
     """The documents passing every filter, in one pass over the candidates."""
-    stints = _ords(f.stints)
+    stints = ordinals(f.stints)
     checks: list[Callable[[int], bool]] = []
     if f.types:
-        types, type_col = _ords(f.types), cols.type
+        types, type_col = ordinals(f.types), cols.type
         checks.append(lambda d: type_col[d] in types)
     if f.kinds:
-        kinds, kind_col = _ords(f.kinds), cols.kind
+        kinds, kind_col = ordinals(f.kinds), cols.kind
         checks.append(lambda d: kind_col[d] in kinds)
     if f.not_kinds:
-        not_kinds, kind_col = _ords(f.not_kinds), cols.kind
+        not_kinds, kind_col = ordinals(f.not_kinds), cols.kind
         checks.append(lambda d: kind_col[d] not in not_kinds)
     if f.authors is not None:
-        authors, author_col = _ords(f.authors), cols.author
+        authors, author_col = ordinals(f.authors), cols.author
         checks.append(lambda d: author_col[d] in authors)
     if f.dimensions:
-        dims, dim_col = _ords(f.dimensions), cols.dim
+        dims, dim_col = ordinals(f.dimensions), cols.dim
         checks.append(lambda d: dim_col[d] in dims)
     if f.tags:
-        tags, tag_col = _ords(f.tags), cols.tags
+        tags, tag_col = ordinals(f.tags), cols.tags
         if len(tags) < len(f.tags):
             return []
         checks.append(lambda d: tags.issubset(tag_col[d]))
     if f.not_tags:
-        not_tags, tag_col = _ords(f.not_tags), cols.tags
+        not_tags, tag_col = ordinals(f.not_tags), cols.tags
         checks.append(lambda d: not not_tags.intersection(tag_col[d]))
     if f.hypotheses:
-        hyps, hyp_col = _ords(f.hypotheses), cols.hyps
+        hyps, hyp_col = ordinals(f.hypotheses), cols.hyps
         checks.append(lambda d: not hyps.isdisjoint(hyp_col[d]))
     if f.day_from or f.day_to:
         low, high, day_col = f.day_from, f.day_to or 99991231, cols.day
@@ -244,10 +105,10 @@ def _select(docs: Iterable[int], cols: _Columns, f: Filters) -> list[int]:
     return selected
 
 
-def _facets(docs: list[int], cols: _Columns) -> dict[str, list[tuple[str, int]]]:
+def _facets(docs: list[int], cols: Columns) -> dict[str, list[tuple[str, int]]]:
     def top(counts: Counter[int], by_value: bool = False) -> list[tuple[str, int]]:
         counts.pop(0, None)
-        items = [(_NAMES[o], n) for o, n in counts.items()]
+        items = [(NAMES[o], n) for o, n in counts.items()]
         items.sort(key=(lambda i: i[0]) if by_value else (lambda i: (-i[1], i[0])), reverse=by_value)
         return items[:FACET_SIZE]
 
@@ -374,7 +235,7 @@ def _phrase_counts(
     return counts
 
 
-def _part_counts(view: _View, part: Part, wanted: Set[int] | None) -> dict[int, float]:
+def _part_counts(view: View, part: Part, wanted: Set[int] | None) -> dict[int, float]:
     """Term frequency of one query part per (global) document number, live documents only;
     with ``wanted``, at least for those of them that hold it."""
     out: dict[int, float] = {}
@@ -405,7 +266,7 @@ def _part_counts(view: _View, part: Part, wanted: Set[int] | None) -> dict[int, 
     return out
 
 
-def _estimate(view: _View, part: Part) -> int:
+def _estimate(view: View, part: Part) -> int:
     """How many documents a part may match (the rarest token bounds a phrase)."""
     if part.unigram:
         return len(view.live)
@@ -418,7 +279,7 @@ def _texts(searcher: Any, docnum: int) -> list[str]:
 
 
 def _match(
-    searcher: Any, view: _View, clauses: Sequence[Clause], wanted: Set[int] | None
+    searcher: Any, view: View, clauses: Sequence[Clause], wanted: Set[int] | None
 ) -> tuple[set[int], list[tuple[dict[int, float], int]]]:
     """Documents holding every clause (among ``wanted``), and each part's term frequencies
     with its document frequency.
@@ -443,7 +304,7 @@ def _match(
     return matched, counts
 
 
-def _bm25(docs: list[int], parts: list[tuple[dict[int, float], int]], view: _View) -> list[float]:
+def _bm25(docs: list[int], parts: list[tuple[dict[int, float], int]], view: View) -> list[float]:
     """BM25 of each of ``docs`` (every part occurs in every one of them)."""
     n = max(len(view.live), 1)
     norm = view.norms()
@@ -470,13 +331,13 @@ def run(
     limit: int,
     facets: bool,
 ) -> Outcome:
-    view = _view(directory, searcher)
+    view = search_columns.view(directory, searcher)
     cols = view.cols
     clauses = [c for c in positive if c.parts]
     if positive and not clauses:  # only punctuation was typed: nothing can match
         return Outcome(0, [], {name: [] for name in FACETS} if facets else {})
     parts: list[tuple[dict[int, float], int]] = []
-    readable = view.docs_of(frozenset(_ords(filters.stints)))
+    readable = view.docs_of(frozenset(ordinals(filters.stints)))
     if clauses:
         # Start from the documents the caller may see when that is a real restriction.
         matched, parts = _match(

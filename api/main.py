@@ -21,6 +21,7 @@ from api import (
     materials,
     members,
     observations,
+    readiness,
     search,
     share_public,
     shares,
@@ -99,6 +100,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except sa.exc.SQLAlchemyError:
             return JSONResponse(error_body("database_unavailable", "The database does not answer."), 503)
         return JSONResponse({"status": "ok"})
+
+    app.include_router(readiness.router)  # /readyz: schema, blob store, search index
 
     frontend = settings.frontend_dir or FRONTEND_DIR
     if frontend.is_dir():

@@ -177,6 +177,21 @@ class IndexStore:
                 time.sleep(0.05)
         raise AssertionError("unreachable")
 
+    def openable(self) -> bool:
+        """Does the live index open? A cheap look (``/readyz``): its table of contents, no documents."""
+        directory = self.current_dir()
+        if directory is None:
+            return False
+        try:
+            ix = whoosh.index.open_dir(str(directory), schema=SCHEMA)
+            try:
+                ix.doc_count_all()
+            finally:
+                ix.close()
+        except Exception:  # whoosh raises its own, OSError and more for a damaged index: all mean "no"
+            return False
+        return True
+
     @staticmethod
     def _readable(directory: Path) -> bool:
         """Does a fresh searcher open the index and read its documents' metadata?"""

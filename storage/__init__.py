@@ -43,6 +43,10 @@ class BlobStore(Protocol):
     def list(self) -> Iterator[tuple[str, datetime]]:
         """Every stored digest with the time it was last stored or marked as used."""
 
+    def probe(self) -> None:
+        """Write and remove a few bytes that are no blob (``/readyz``); raises when the store cannot
+        take a write. Never shows up in ``list``."""
+
 
 def make_store(url: str | None, data_dir: Path) -> BlobStore:
     if not url:

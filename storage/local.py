@@ -3,6 +3,7 @@
 import errno
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,6 +89,13 @@ class LocalBlobStore:
         path.unlink(missing_ok=True)
         if path.parent.exists():
             fsync_dir(path.parent)
+
+    def probe(self) -> None:
+        # Beside the ab/cd/ fan-out, so neither list() nor temp_files() ever sees it; one name per
+        # thread, so concurrent probes of the workers do not remove each other's file.
+        path = self.root / f".probe-{os.getpid()}-{threading.get_ident()}"
+        path.write_bytes(b"ok")
+        path.unlink()
 
     def list(self) -> Iterator[tuple[str, datetime]]:
         for path in self.root.glob("??/??/*"):

@@ -103,6 +103,13 @@ class S3BlobStore:
     def delete(self, digest: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(digest))
 
+    def probe(self) -> None:
+        # A fixed key: a probe interrupted between the two calls leaves one small object, not one per
+        # call; its name is not 64 characters, so list() skips it.
+        key = f"{self.prefix}readyz-probe"
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=b"ok")
+        self.client.delete_object(Bucket=self.bucket, Key=key)
+
     def list(self) -> Iterator[tuple[str, datetime]]:
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
         for page in pages:

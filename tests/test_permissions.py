@@ -74,6 +74,7 @@ def UPLOAD_OWNER(ok: int) -> dict[str, int]:
 # (method, path template) -> (request builder, expected status per role)
 MATRIX: dict[tuple[str, str], tuple[Build, dict[str, int]]] = {
     ("GET", "/healthz"): (lambda c: {}, dict.fromkeys(ROLES, 200)),
+    ("GET", "/readyz"): (lambda c: {}, dict.fromkeys(ROLES, 200)),
     ("POST", "/api/auth/token"): (
         lambda c: {
             "data": {"username": c.caller.email if c.caller else "nobody@example.com", "password": PASSWORD}

@@ -12,6 +12,7 @@ from pathlib import Path
 import boto3
 import httpx
 import pytest
+from botocore.exceptions import ClientError
 from fastapi.testclient import TestClient
 
 from api.config import Settings
@@ -106,6 +107,25 @@ def test_put_read_ranges_dedupe_delete(store: BlobStore, tmp_path: Path) -> None
         b"".join(store.read(digest))
     with pytest.raises(BlobNotFound):
         store.size(digest)
+
+
+def test_probe_leaves_nothing(store: BlobStore, tmp_path: Path) -> None:
+    path, digest = _staged(tmp_path, b"probe neighbours")
+    store.put_file(path, digest)
+    store.probe()
+    store.probe()
+    assert [d for d, _ in store.list()] == [digest]
+
+
+def test_probe_fails_without_a_place_to_write(s3_endpoint: str, aws_env: None, tmp_path: Path) -> None:
+    local = make_store(f"file://{tmp_path / 'blobs'}", tmp_path)
+    (tmp_path / "blobs").rmdir()
+    (tmp_path / "blobs").write_bytes(b"")  # a file where the directory was
+    with pytest.raises(OSError):
+        local.probe()
+    s3 = make_store(f"s3://no-such-bucket/blobs?endpoint_url={s3_endpoint}&region=us-east-1", tmp_path)
+    with pytest.raises(ClientError):
+        s3.probe()
 
 
 @pytest.mark.parametrize("name", ["../../etc/passwd", "A" * 64, "0" * 63, "../" + "0" * 61, ""])

@@ -1,7 +1,10 @@
 """Every route × every kind of caller, with the status each must get.
 
 Non-members (an admin included) get 404 inside a stint, members lacking the role 403, anonymous 401.
-A route added without a row here fails ``test_every_route_has_a_row``."""
+A share-link holder has the link's token and no account: they present it as a bearer token everywhere,
+get 401 on every member route and 200 on the public routes for what the link shows; anything outside
+the link is the public routes' one 404 (``test_permissions_share.py`` runs that column).
+A route added without a row (or a row without a column) fails ``test_every_route_has_a_row``."""
 
 import base64
 from collections.abc import Callable
@@ -15,6 +18,8 @@ from tests.conftest import PASSWORD, STINT
 from tests.material_files import photo
 
 ROLES = ("anonymous", "outsider", "admin", "viewer", "researcher", "manager")
+HOLDER = "share_holder"
+COLUMNS = (*ROLES, HOLDER)
 
 
 @dataclass
@@ -33,16 +38,20 @@ class Ctx:
 Build = Callable[[Ctx], dict[str, Any]]
 
 
+def everyone(ok: int) -> dict[str, int]:
+    return dict.fromkeys(COLUMNS, ok)
+
+
 def signed_in(ok: int) -> dict[str, int]:
-    return {"anonymous": 401} | {r: ok for r in ROLES[1:]}
+    return {"anonymous": 401, HOLDER: 401} | {r: ok for r in ROLES[1:]}
 
 
 def admin_only(ok: int) -> dict[str, int]:
-    return {"anonymous": 401, "outsider": 403, "viewer": 403, "researcher": 403, "manager": 403, "admin": ok}
+    return signed_in(403) | {"admin": ok}
 
 
 def members(ok: int) -> dict[str, int]:
-    return {"anonymous": 401, "outsider": 404, "admin": 404, "viewer": ok, "researcher": ok, "manager": ok}
+    return signed_in(ok) | {"outsider": 404, "admin": 404}
 
 
 def writers(ok: int) -> dict[str, int]:
@@ -68,13 +77,13 @@ def _b64(text: str) -> str:
 
 
 def UPLOAD_OWNER(ok: int) -> dict[str, int]:
-    return dict.fromkeys(ROLES, 404) | {"anonymous": 401, "researcher": ok}
+    return dict.fromkeys(COLUMNS, 404) | {"anonymous": 401, HOLDER: 401, "researcher": ok}
 
 
 # (method, path template) -> (request builder, expected status per role)
 MATRIX: dict[tuple[str, str], tuple[Build, dict[str, int]]] = {
-    ("GET", "/healthz"): (lambda c: {}, dict.fromkeys(ROLES, 200)),
-    ("GET", "/readyz"): (lambda c: {}, dict.fromkeys(ROLES, 200)),
+    ("GET", "/healthz"): (lambda c: {}, everyone(200)),
+    ("GET", "/readyz"): (lambda c: {}, everyone(200)),
     ("POST", "/api/auth/token"): (
         lambda c: {
             "data": {"username": c.caller.email if c.caller else "nobody@example.com", "password": PASSWORD}
@@ -255,7 +264,7 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, int]]] = {
         writers(200),
     ),
     # tus: discovery is public by protocol; an upload belongs to whoever created it (others: 404).
-    ("OPTIONS", "/api/uploads"): (lambda c: {}, dict.fromkeys(ROLES, 204)),
+    ("OPTIONS", "/api/uploads"): (lambda c: {}, everyone(204)),
     ("POST", "/api/uploads"): (
         lambda c: {"headers": {**TUS, "Upload-Length": "10", "Upload-Metadata": f"stint_id {_b64(c.sid)}"}},
         writers(201),
@@ -276,16 +285,12 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, int]]] = {
         lambda c: {"path": f"/api/uploads/{c.materials['upload']}", "headers": TUS},
         UPLOAD_OWNER(204),
     ),
-    # Share links are public: the token is the permission.
-    ("GET", "/api/public/{token}"): (
-        lambda c: {"path": f"/api/public/{c.debrief['token']}"},
-        dict.fromkeys(ROLES, 200),
-    ),
-    ("GET", "/s/{token}"): (lambda c: {"path": f"/s/{c.debrief['token']}"}, dict.fromkeys(ROLES, 200)),
-    # The stint's id is no material of the link: the same 404 for everyone.
+    # Share links are public: the token is the permission (outside the link: test_permissions_share.py).
+    ("GET", "/api/public/{token}"): (lambda c: {"path": f"/api/public/{c.debrief['token']}"}, everyone(200)),
+    ("GET", "/s/{token}"): (lambda c: {"path": f"/s/{c.debrief['token']}"}, everyone(200)),
     ("GET", "/api/public/{token}/materials/{material_id}"): (
-        lambda c: {"path": f"/api/public/{c.debrief['token']}/materials/{c.sid}"},
-        dict.fromkeys(ROLES, 404),
+        lambda c: {"path": f"/api/public/{c.debrief['token']}/materials/{c.materials['material']}"},
+        everyone(200),
     ),
 }
 
@@ -306,15 +311,21 @@ def _material_records(client, sid: str, t: dict[str, Any]) -> dict[str, str]:
     return {"material": material.json()["id"], "upload": upload.headers["location"].rsplit("/", 1)[-1]}
 
 
-def _debrief_records(client, sid: str, t: dict[str, Any]) -> dict[str, str]:
-    """An insight, a theme and an action (by the researcher) and a share link, for the debrief rows."""
+def _debrief_records(client, sid: str, t: dict[str, Any], obs: str, photo: str) -> dict[str, str]:
+    """An insight with the observation and the photo as evidence, a theme and an action (by the
+    researcher) and a share link with photos, for the debrief rows."""
     r = t["researcher"].headers
+    evidence = [{"observation_id": obs}, {"material_id": photo}]
     insight = client.post(
-        f"/api/stints/{sid}/insights", json={"title": "洞见", "statement": "陈述"}, headers=r
+        f"/api/stints/{sid}/insights",
+        json={"title": "洞见", "statement": "陈述", "evidence": evidence},
+        headers=r,
     )
     theme = client.post(f"/api/stints/{sid}/themes", json={"name": "主题"}, headers=r)
     action = client.post(f"/api/stints/{sid}/actions", json={"title": "行动"}, headers=r)
-    share = client.post(f"/api/stints/{sid}/shares", json={}, headers=t["manager"].headers).json()
+    share = client.post(
+        f"/api/stints/{sid}/shares", json={"include_photos": True}, headers=t["manager"].headers
+    ).json()
     return {
         "insight": insight.json()["id"],
         "theme": theme.json()["id"],
@@ -333,14 +344,12 @@ def test_every_route_has_a_row(settings):
     routes = _api_routes(settings)
     assert routes - set(MATRIX) == set(), "add these routes to the permission matrix"
     assert set(MATRIX) - routes == set(), "the matrix names routes that no longer exist"
+    incomplete = {route for route, (_, expected) in MATRIX.items() if set(expected) != set(COLUMNS)}
+    assert incomplete == set(), f"every row needs exactly the columns {COLUMNS}"
 
 
-@pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize("route", sorted(MATRIX), ids=lambda r: f"{r[0]} {r[1]}")
-def test_permission(route, role, client, stint_team, person):
-    method, template = route
-    build, expected = MATRIX[route]
-    t = stint_team
+def _context(client, t: dict[str, Any], person, caller: Any) -> Ctx:
+    """The records every row may need, made afresh for each case."""
     sid = t["stint"]["id"]
     m = t["manager"].headers
     extra = person("临时成员")
@@ -349,12 +358,12 @@ def test_permission(route, role, client, stint_team, person):
     obs = client.post(
         f"/api/stints/{sid}/observations", json=OBS_BODY, headers=t["researcher"].headers
     ).json()
-    caller = None if role == "anonymous" else t[role]
     session_id = None
     if caller is not None:
         listed = client.get("/api/auth/sessions", headers=caller.headers).json()
         session_id = listed[0]["id"]
-    ctx = Ctx(
+    materials = _material_records(client, sid, t)
+    return Ctx(
         sid=sid,
         hypothesis=hyp["id"],
         observation=obs["id"],
@@ -362,18 +371,31 @@ def test_permission(route, role, client, stint_team, person):
         caller=caller,
         session_id=session_id,
         outsider_email=person("被邀请者").email,
-        debrief=_debrief_records(client, sid, t),
-        materials=_material_records(client, sid, t),
+        debrief=_debrief_records(client, sid, t, obs["id"], materials["material"]),
+        materials=materials,
     )
-    spec = build(ctx)
+
+
+def _call(client, route: tuple[str, str], ctx: Ctx, headers: dict[str, str]):  # type: ignore[no-untyped-def]
+    method, template = route
+    spec = MATRIX[route][0](ctx)
     path = spec.pop("path", None) or (
-        template.replace("{stint_id}", sid)
-        .replace("{hypothesis_id}", hyp["id"])
-        .replace("{observation_id}", obs["id"])
+        template.replace("{stint_id}", ctx.sid)
+        .replace("{hypothesis_id}", ctx.hypothesis)
+        .replace("{observation_id}", ctx.observation)
         .replace("{day}", "2026-03-03")
     )
-    headers = {**(caller.headers if caller else {}), **spec.pop("headers", {})}
-    r = client.request(method, path, headers=headers, **spec)
-    assert r.status_code == expected[role], f"{method} {path} as {role}: {r.status_code} {r.text[:200]}"
+    r = client.request(method, path, headers={**headers, **spec.pop("headers", {})}, **spec)
     if r.status_code >= 400 and method != "HEAD":  # a HEAD answer has no body
-        assert set(r.json()) == {"error"} and r.json()["error"]["code"]
+        assert set(r.json()) == {"error"} and r.json()["error"]["code"], f"{method} {path}: {r.text[:200]}"
+    return r
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("route", sorted(MATRIX), ids=lambda r: f"{r[0]} {r[1]}")
+def test_permission(route, role, client, stint_team, person):
+    caller = None if role == "anonymous" else stint_team[role]
+    ctx = _context(client, stint_team, person, caller)
+    r = _call(client, route, ctx, caller.headers if caller else {})
+    expected = MATRIX[route][1][role]
+    assert r.status_code == expected, f"{route} as {role}: {r.status_code} {r.text[:200]}"

@@ -588,6 +588,62 @@ def test_edit_and_delete_go_through_the_outbox(
     ctx.close()
 
 
+def test_caption_edit_and_material_delete_go_through_the_outbox(
+    server: LiveServer, browser: Any, stint: dict[str, Any]
+) -> None:
+    """The uploader fixes a photo's caption online, then deletes it offline: both reach the server
+    through the outbox, and the page shows them at once."""
+    r = server.api(
+        "POST",
+        f"/api/stints/{stint['id']}/observations",
+        stint["researcher"],
+        json={"text": "叉车充电区旁边堆着待签收的回单"},
+    )
+    assert r.status_code == 201, r.text
+    obs = r.json()
+    r = server.api(
+        "POST",
+        f"/api/stints/{stint['id']}/materials",
+        stint["researcher"],
+        files={"file": ("回单.jpg", _photo(), "image/jpeg")},
+        data={"observation_id": obs["id"], "caption": "回单"},
+    )
+    assert r.status_code == 201, r.text
+    material = r.json()
+
+    def on_server() -> dict[str, Any] | None:
+        found = server.api("GET", f"/api/materials/{material['id']}", stint["manager"])
+        return found.json() if found.status_code == 200 else None
+
+    ctx = browser.new_context(viewport=PHONE, locale="zh-CN", device_scale_factor=1)
+    page = ctx.new_page()
+    page.goto(server.url + "/")
+    _sign_in(page, RESEARCHER)
+    page.goto(server.url + "/#/stints")
+    page.locator(f"button.stint[data-id='{stint['id']}']").click()
+    page.wait_for_selector("form.capture")
+    page.goto(server.url + f"/#/obs/{obs['id']}")
+    tile = page.locator(f"figure.material[data-id='{material['id']}']")
+    tile.wait_for()
+    page.once("dialog", lambda d: d.accept("回单：司机签字后放在充电区"))
+    tile.get_by_role("button", name="改说明").click()
+    page.wait_for_selector("figure.material:has-text('司机签字后放在充电区')")
+    assert _eventually(lambda: (on_server() or {}).get("caption") == "回单：司机签字后放在充电区")
+    _wait_pending(page, 0)
+    _fits_phone(page)
+
+    ctx.set_offline(True)
+    page.once("dialog", lambda d: d.accept())
+    tile.get_by_role("button", name="删除").click()
+    _wait_pending(page, 1)
+    assert page.locator(f"figure.material[data-id='{material['id']}']").count() == 0
+    assert on_server() is not None  # still offline: nothing sent yet
+    ctx.set_offline(False)
+    assert _eventually(lambda: on_server() is None), "the delete did not reach the server"
+    _wait_pending(page, 0)
+    ctx.close()
+
+
 def test_a_new_version_is_offered_not_forced(browser: Any, tmp_path: Path) -> None:
     """A deployed update installs in the background and waits; the open page keeps working on the
     version it loaded until the user taps reload, then runs the new one."""

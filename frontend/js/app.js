@@ -398,6 +398,7 @@ async function observationView(id) {
     if (app.online && !o._pending) {
       try { mats = (await api(`/api/stints/${o.stint_id}/materials?observation_id=${id}`)).items || mats; } catch { /* cached */ }
     }
+    mats = await sync.withMaterialEdits(mats);
     clear(section).append(
       h('h1', {}, t('observation')),
       h('article', { class: 'card' },
@@ -413,10 +414,13 @@ async function observationView(id) {
         })) : null),
       h('h2', {}, t('materials')),
       h('div', { class: 'gallery' },
-        mats.map((m) => m.has_preview
-          ? h('a', { href: `/api/materials/${m.id}/preview?size=screen`, target: '_blank', rel: 'noopener' }, h('img', { src: `/api/materials/${m.id}/preview?size=thumb`, alt: m.caption || m.filename, class: 'thumb large' }))
-          : h('a', { href: `/api/materials/${m.id}/content`, class: 'file' }, m.filename)),
-        local.map((u) => localThumb(u))),
+        mats.map((m) => materialTile(m, show)),
+        local.map((u) => h('figure', { class: 'material' }, localThumb(u),
+          canWrite() ? h('figcaption', {}, button(t('delete'), async () => {
+            if (!confirm(t('confirmDeleteMaterial'))) return;
+            await sync.discardUpload(u.id);
+            await show();
+          }, 'small danger')) : null))),
       canWrite() && o.stint_id === app.stint.id ? h('div', { class: 'row buttons' },
         button(t('edit'), () => { clear(section).append(observationForm(app.stint, o, () => route())); }),
         button(t('delete'), async () => {
@@ -428,6 +432,35 @@ async function observationView(id) {
   };
   await show();
   return section;
+}
+
+// A material with its caption; its uploader or a manager may edit the caption or delete it, offline
+// too: the change goes through the outbox and shows here at once.
+function materialTile(m, refresh) {
+  const view = m.has_preview
+    ? h('a', { href: `/api/materials/${m.id}/preview?size=screen`, target: '_blank', rel: 'noopener' }, h('img', { src: `/api/materials/${m.id}/preview?size=thumb`, alt: m.caption || m.filename, class: 'thumb large' }))
+    : h('a', { href: `/api/materials/${m.id}/content`, class: 'file' }, m.filename);
+  const mayChange = canWrite() && (app.stint.my_role === 'manager' || (app.user && m.uploaded_by === app.user.id));
+  const remember = async (change) => {
+    app.materials = change(app.materials);
+    await db.meta.set('mat:' + app.stint.id, app.materials);
+    if (app.online) sync.sync('material');
+    await refresh();
+  };
+  return h('figure', { class: 'material', 'data-id': m.id }, view,
+    h('figcaption', {}, m.caption ? h('span', { class: 'caption' }, m.caption) : null,
+      mayChange ? h('span', { class: 'row' },
+        button(t('editCaption'), async () => {
+          const caption = prompt(t('caption'), m.caption || '');
+          if (caption === null || caption.trim() === (m.caption || '')) return;
+          await sync.updateMaterial(m, { caption: caption.trim() || null });
+          await remember((all) => all.map((x) => (x.id === m.id ? { ...x, caption: caption.trim() || null } : x)));
+        }, 'small'),
+        button(t('delete'), async () => {
+          if (!confirm(t('confirmDeleteMaterial'))) return;
+          await sync.deleteMaterial(m);
+          await remember((all) => all.filter((x) => x.id !== m.id));
+        }, 'small danger')) : null));
 }
 
 // ---------------------------------------------------------------- search

@@ -60,8 +60,8 @@ export async function updateObservation(shown, changes) {
 }
 
 // The screen may show an older copy than the one synced since: edits are made against the newest.
-async function latest(shown) {
-  const rec = await db.get('records', `observation:${shown.id}`);
+async function latest(shown, type = 'observation') {
+  const rec = await db.get('records', `${type}:${shown.id}`);
   // Only a version this device produced itself: a newer one from someone else must stay a conflict.
   const own = rec && rec.data && rec.data._own === rec.data.version;
   return own && rec.data.version > (shown.version || 0) ? { ...shown, version: rec.data.version } : shown;
@@ -96,6 +96,48 @@ export async function deleteObservation(shown) {
       tx.put('outbox', { op_id: uuid(), user_id: userId, type: 'observation', id: record.id, op: 'delete', ...base(record, sent), data: null, created: Date.now() });
     });
   }
+  await emit();
+}
+
+// A material's metadata (caption) or its deletion, against the version shown: the bytes never
+// change. An unsent caption edit is folded into the next; a delete drops unsent edits.
+export async function updateMaterial(shown, changes) {
+  const material = await latest(shown, 'material');
+  const ops = (await db.all('outbox')).filter((o) => o.type === 'material' && o.id === material.id);
+  const unsent = foldable(ops.find((o) => o.op === 'upsert' && !o.sent));
+  if (unsent) {
+    unsent.data = { ...unsent.data, ...changes };
+    unsent.op_id = uuid();
+    await db.put('outbox', unsent);
+  } else {
+    await db.put('outbox', { op_id: uuid(), user_id: userId, type: 'material', id: material.id, op: 'upsert', ...base(material, ops), data: changes, created: Date.now() });
+  }
+  await emit();
+}
+
+export async function deleteMaterial(shown) {
+  const material = await latest(shown, 'material');
+  const ops = (await db.all('outbox')).filter((o) => o.type === 'material' && o.id === material.id);
+  const unsent = state.running ? [] : ops.filter((o) => !o.sent);
+  const sent = ops.filter((o) => !unsent.includes(o));
+  await db.write(['outbox'], (tx) => {
+    for (const o of unsent) tx.del('outbox', o.seq);
+    tx.put('outbox', { op_id: uuid(), user_id: userId, type: 'material', id: material.id, op: 'delete', ...base(material, sent), data: null, created: Date.now() });
+  });
+  await emit();
+}
+
+// Materials as the server lists them, with this device's unsent caption edits and deletes applied.
+export async function withMaterialEdits(materials) {
+  const ops = (await db.all('outbox')).filter((o) => o.type === 'material');
+  const gone = new Set(ops.filter((o) => o.op === 'delete').map((o) => o.id));
+  const edits = new Map(ops.filter((o) => o.op === 'upsert').map((o) => [o.id, o.data]));
+  return materials.filter((m) => !gone.has(m.id)).map((m) => (edits.has(m.id) ? { ...m, ...edits.get(m.id) } : m));
+}
+
+// A photo still waiting on this device (never uploaded): forgotten here.
+export async function discardUpload(uploadId) {
+  await db.del('uploads', uploadId);
   await emit();
 }
 
@@ -204,7 +246,7 @@ async function push() {
     if (!ops.length) return;
     for (const o of ops) {
       if (!o.chain) continue;
-      const rec = await db.get('records', `${o.type === 'daily_summary' ? 'daily_summary' : 'observation'}:${o.id}`);
+      const rec = await db.get('records', `${o.type === 'daily_summary' || o.type === 'material' ? o.type : 'observation'}:${o.id}`);
       o.base_version = rec && rec.data && rec.data.version ? rec.data.version : null;
       o.chain = false;
       await db.put('outbox', o);
@@ -230,7 +272,7 @@ async function push() {
         const op = ops[r.index ?? i];
         if (!op) return;
         if (r.status === 'applied' || r.status === 'duplicate') {
-          if ((op.type === 'observation' || op.type === 'daily_summary') && r.version) {
+          if ((op.type === 'observation' || op.type === 'daily_summary' || op.type === 'material') && r.version) {
             // Keep the known version so later edits are made against it.
             tx.put('records', versioned(op, r, have.get(op.id)));
           }
@@ -252,6 +294,7 @@ function versioned(op, r, prev = {}) {
     const [stint_id, author_id, day] = op.id.split(':');
     return { key: `daily_summary:${op.id}`, type: 'daily_summary', stint_id, data: { stint_id, author_id, day, ...data }, version: r.version };
   }
+  if (op.type === 'material') return { key: `material:${op.id}`, type: 'material', stint_id: data.stint_id, data, version: r.version };
   if (!data.tags) data.tags = [];
   return { key: `observation:${op.id}`, type: 'observation', stint_id: data.stint_id, data, version: r.version };
 }

@@ -1,0 +1,265 @@
+"""Capture over HTTP: observation creates per second through a real ``fieldbook serve`` (uvicorn, 2
+worker processes, SQLite in a temporary data directory), against bare FastAPI apps (``bench/bare_app.py``)
+served by uvicorn with the same workers and options, driven by the same clients in the same run.
+
+Each of ``CLIENTS`` concurrent clients (one ``httpx.AsyncClient`` and connection each, like a phone)
+posts ``POST /api/stints/{id}/observations`` back to back, signed in, with its own UUIDs and Chinese
+text; after a warm-up, the 201s in a fixed window are counted (any other answer is an error).
+
+Baselines: ``echo`` (validate the same body shape, answer 201, no database) is the target's (>= 0.5 x);
+``sqlite`` (the same plus one INSERT and COMMIT per request, WAL, synchronous=FULL, BEGIN IMMEDIATE) is
+the fairer one: it pays for the same durable commit. Client and servers share the machine's cores, so
+the bare apps' rates are bounded by the client and the scheduler more than by their own work (their
+servers use well under a millisecond of CPU per request): the rate ratios flatter us. The server CPU
+per create (every process of the server's group, from /proc) is reported beside them: other load on
+the machine disturbs it far less than rates.
+
+Where our time goes (issue #8, profiled with py-spy): the search indexer is woken after every commit
+that queued a search task, so under steady capture it commits one small Whoosh segment and deletes
+its task rows (another fsync'd SQLite commit) per create; that is about half of the CPU per create."""
+
+import asyncio
+import itertools
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from bench.figures import Figure
+from tests.live_server import LiveServer, add_account, free_port
+
+AREA = "capture"
+CLIENTS = 8
+WORKERS = 2  # as tests/live_server.py and the load run
+TARGET = 0.5
+SCENES = [
+    "调度员每天早上 7 点手工排班，用 Excel 拖拽司机和线路",
+    "仓库主管说：系统慢的时候我们就先手写，晚上再补录",
+    "司机在门卫处排队领单，平均 20 分钟，高峰 40 分钟",
+    "客服把客户投诉抄在便利贴上，贴在显示器边上",
+    "财务月底对账靠打印出来的表格，三天才能关账",
+]
+STINT = {
+    "title": "华东物流调度驻场",
+    "customer": "顺达物流",
+    "purpose": "product",
+    "start_date": "2026-03-02",
+    "end_date": "2026-03-27",
+    "timezone": "Asia/Shanghai",
+}
+
+
+@dataclass
+class Rate:
+    creates: int
+    errors: int
+    seconds: float
+    client_cpu: float  # this process's CPU seconds in the window: how busy the client was
+    statuses: dict[int, int]  # the answers other than 201, by status
+    server_cpu: float  # CPU seconds of the server's processes in the window
+
+    @property
+    def cpu_ms_per_create(self) -> float:
+        return 1000 * self.server_cpu / self.creates if self.creates else float("inf")
+
+    @property
+    def per_second(self) -> float:
+        return self.creates / self.seconds
+
+
+def _body(n: int) -> dict[str, object]:
+    return {
+        "id": str(uuid.uuid4()),
+        "text": f"{SCENES[n % len(SCENES)]}（第 {n} 条）",
+        "kind": "quote" if n % 3 == 0 else "note",
+        "speaker_role": "调度员",
+        "tags": ["排班", "现场"],
+    }
+
+
+def group_cpu(pgid: int) -> float:
+    """CPU seconds (user + system) of the live processes of a process group: a figure that other
+    load on the machine disturbs far less than requests per second."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[2]) == pgid:  # after the name: state, ppid, pgrp, ...; utime and stime at 11, 12
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def _drive(
+    url: str, path: str, headers: dict[str, str], warmup: float, seconds: float, pgid: int
+) -> Rate:
+    counter = itertools.count()
+    state = {"measuring": False, "creates": 0, "errors": 0}
+    statuses: dict[int, int] = {}
+    stop = asyncio.Event()
+
+    async def client() -> None:
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as http:
+            while not stop.is_set():
+                r = await http.post(path, json=_body(next(counter)))
+                if state["measuring"]:
+                    state["creates" if r.status_code == 201 else "errors"] += 1
+                if r.status_code != 201:
+                    statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+
+    tasks = [asyncio.create_task(client()) for _ in range(CLIENTS)]
+    await asyncio.sleep(warmup)
+    cpu, server_cpu, started = time.process_time(), group_cpu(pgid), time.perf_counter()
+    state["measuring"] = True
+    await asyncio.sleep(seconds)
+    state["measuring"] = False
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    server_cpu = group_cpu(pgid) - server_cpu
+    stop.set()
+    await asyncio.gather(*tasks)
+    return Rate(int(state["creates"]), int(state["errors"]), elapsed, cpu, statuses, server_cpu)
+
+
+def _wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the bare app exited with {process.returncode}")
+        try:
+            httpx.get(url, timeout=1.0)  # any answer (404 here) means it listens
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise TimeoutError("the bare app did not answer")
+
+
+@contextmanager
+def _bare(kind: str, workdir: Path) -> Iterator[tuple[str, int]]:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.bare_app",
+            "--kind",
+            kind,
+            "--port",
+            str(port),
+            "--workers",
+            str(WORKERS),
+        ]
+        + (["--sqlite", str(workdir / f"bare-{uuid.uuid4().hex[:6]}.db")] if kind == "sqlite" else []),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the workers go with it
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(url, process)
+        yield url, process.pid
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        process.wait(30)
+
+
+def _measure_bare(kind: str, workdir: Path, warmup: float, seconds: float) -> Rate:
+    with _bare(kind, workdir) as (url, pgid):
+        path = f"/api/stints/{uuid.uuid4()}/observations"
+        return asyncio.run(_drive(url, path, {}, warmup, seconds, pgid))
+
+
+def _measure_ours(workdir: Path, warmup: float, seconds: float) -> Rate:
+    data = workdir / f"fieldbook-{uuid.uuid4().hex[:6]}"
+    database_url = f"sqlite:///{data}/fieldbook.db"
+    data.mkdir()
+    token = add_account(database_url, "bench@example.com", "李研究员", "bench password 1")
+    server = LiveServer(data_dir=data, database_url=database_url, workers=WORKERS)
+    server.start()
+    try:
+        headers = {"Authorization": f"Bearer {token}"}
+        stint = httpx.post(f"{server.url}/api/stints", json=STINT, headers=headers, timeout=30)
+        stint.raise_for_status()
+        path = f"/api/stints/{stint.json()['id']}/observations"
+        assert server.process is not None
+        return asyncio.run(_drive(server.url, path, headers, warmup, seconds, server.process.pid))
+    finally:
+        server.stop()
+
+
+def run(quick: bool) -> list[Figure]:
+    warmup, seconds, rounds = (1.0, 4.0, 1) if quick else (2.0, 10.0, 2)
+    workdir = Path(tempfile.mkdtemp(prefix="fieldbook-bench-capture-"))
+    best: dict[str, Rate] = {}
+    errors = 0
+    try:
+        for _ in range(rounds):  # interleaved, best of the rounds: the machine is shared
+            for name, measure in (
+                ("echo", lambda: _measure_bare("echo", workdir, warmup, seconds)),
+                ("sqlite", lambda: _measure_bare("sqlite", workdir, warmup, seconds)),
+                ("ours", lambda: _measure_ours(workdir, warmup, seconds)),
+            ):
+                rate = measure()
+                print(
+                    f"  {name}: {rate.per_second:,.0f} creates/s ({rate.creates} in {rate.seconds:.1f}s, "
+                    f"{rate.errors} errors {rate.statuses or ''}, server CPU {rate.cpu_ms_per_create:.1f} ms per create, "
+                    f"client CPU {rate.client_cpu / rate.seconds:.0%})",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                errors += rate.errors
+                if name not in best or rate.per_second > best[name].per_second:
+                    best[name] = rate
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    ours, echo, bare_sqlite = best["ours"], best["echo"], best["sqlite"]
+    ratio = ours.per_second / echo.per_second if echo.per_second else 0.0
+    return [
+        Figure(
+            AREA,
+            f"observation creates/s over HTTP, {CLIENTS} clients, {WORKERS} workers, SQLite",
+            ours.per_second,
+            "creates/s",
+            baseline=echo.per_second,
+            baseline_name="bare FastAPI echo",
+            target=f">= {TARGET} x baseline",
+            met=ratio >= TARGET,
+        ),
+        Figure(
+            AREA,
+            "the same, against a bare app that also commits one SQLite row",
+            ours.per_second,
+            "creates/s",
+            baseline=bare_sqlite.per_second,
+            baseline_name="bare FastAPI + INSERT/COMMIT",
+        ),
+        Figure(
+            AREA,
+            "server CPU per create (all processes; other load disturbs it less)",
+            ours.cpu_ms_per_create,
+            "ms",
+            baseline=echo.cpu_ms_per_create,
+            baseline_name="bare FastAPI echo",
+        ),
+        Figure(
+            AREA,
+            "server CPU per create, against the bare app with INSERT/COMMIT",
+            ours.cpu_ms_per_create,
+            "ms",
+            baseline=bare_sqlite.cpu_ms_per_create,
+            baseline_name="bare FastAPI + INSERT/COMMIT",
+        ),
+        Figure(AREA, "answers other than 201, all runs", errors, "requests", target="0", met=errors == 0),
+    ]

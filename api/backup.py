@@ -410,4 +410,5 @@ def restore(settings: Settings, store: BlobStore, src: Path, *, force: bool = Fa
         seconds=time.monotonic() - started,
         indexed=indexed,
         revision_after=revision,
+        problems=[f"blob {d} was already missing when the backup was taken" for d in manifest.missing_blobs],
     )

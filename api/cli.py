@@ -347,6 +347,8 @@ def restore(
         f"from {m.created_at:%Y-%m-%d %H:%M} UTC[/green] (revision {m.database.alembic_revision} → "
         f"{done.revision_after}); indexed {done.indexed} record(s) in {done.seconds:.1f}s."
     )
+    for line in done.problems:
+        console.print(f"[red]{line}[/red]")
 
 
 def main() -> None:

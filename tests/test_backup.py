@@ -18,10 +18,13 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
+from click.testing import Result
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
+from typer.testing import CliRunner
 
 from api import migrations
+from api.cli import app as cli
 from api.config import Settings
 from api.db import make_engine
 from api.main import create_app
@@ -30,6 +33,7 @@ from api.materials import live_blob_digests
 from api.models import Observation, ObservationTag
 from api.search_docs import SearchTask
 from storage import make_store
+from tests import test_storage
 from tests.conftest import PASSWORD, PG_URL, STINT
 from tests.live_server import FIELDBOOK, add_account, fresh_postgres_database, live_server
 from tests.material_files import pdf, photo
@@ -39,6 +43,8 @@ HEAD = ScriptDirectory.from_config(migrations.alembic_config()).get_current_head
 WAIT = 60.0  # generous: only how long a failing test takes to say so
 
 Target = Callable[[str], Settings]
+# moto's S3 server on loopback, a bucket in it and the credentials to reach it
+s3_endpoint, bucket, aws_env = test_storage.s3_endpoint, test_storage.bucket, test_storage.aws_env
 
 
 def fieldbook(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -49,6 +55,8 @@ def fieldbook(settings: Settings, *args: str) -> subprocess.CompletedProcess[str
         "COLUMNS": "400",  # rich: one message, one line
     }
     env.pop("FIELDBOOK_STORAGE_URL", None)
+    if settings.storage_url:
+        env["FIELDBOOK_STORAGE_URL"] = settings.storage_url
     return subprocess.run([FIELDBOOK, *args], env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -187,6 +195,7 @@ def test_restore_drill_gives_back_the_same_rows_files_search_and_sign_in(
     assert len(sums) >= 4 and counts["observation"] == len(texts)
 
     dest = settings.data_dir.parent / "backup"
+    dest.mkdir()  # an existing empty directory is fine
     clock = time.monotonic()
     made = fieldbook(settings, "backup", str(dest))
     assert made.returncode == 0, made.stderr
@@ -275,8 +284,8 @@ def test_backup_while_a_server_writes_is_consistent(tmp_path, target):
     assert before <= set(held) <= set(acked)
     assert all(held[i] == acked[i] for i in held)  # each one whole, as written
     assert all(len(tags.get(i, ())) == 2 for i in held)  # with both its tags
-    checked = fieldbook(restored, "check")
-    assert checked.returncode == 0, checked.stderr
+    checked = in_process(restored, "check")
+    assert checked.exit_code == 0, checked.output
 
 
 @pytest.fixture
@@ -309,46 +318,45 @@ def nothing_there(settings: Settings) -> bool:
     return tables == []
 
 
-def test_damaged_or_unfinished_backups_are_refused_before_anything_changes(small_backup, tmp_path, target):
-    _, backup = small_backup
+def in_process(settings: Settings, *args: str) -> Result:
+    """The command in this process (quick), for the answers that must come before anything is done."""
+    env = {"FIELDBOOK_DATA_DIR": str(settings.data_dir), "FIELDBOOK_DATABASE_URL": settings.sqlalchemy_url}
+    return CliRunner().invoke(cli, list(args), env={**env, "COLUMNS": "400"})
+
+
+def test_refusals_leave_everything_as_it_was(small_backup, tmp_path, target):
+    settings, backup = small_backup
+    before = sorted(str(p) for p in backup.rglob("*"))
+    res = in_process(settings, "backup", str(backup))
+    assert res.exit_code == 1 and "not an empty directory" in res.output, res.output
+    assert sorted(str(p) for p in backup.rglob("*")) == before
+    assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
+
     manifest = json.loads((backup / "manifest.json").read_text())
     blob = backup / "blobs" / manifest["blobs"][0]["sha256"]
-
     damaged = tmp_path / "damaged"
     shutil.copytree(backup, damaged)
     data = bytearray(blob.read_bytes())
     data[0] ^= 1  # same size, one bit flipped
     (damaged / "blobs" / blob.name).write_bytes(bytes(data))
     place = target("restored")
-    res = fieldbook(place, "restore", str(damaged))
-    assert res.returncode == 1 and "does not match the manifest" in said(res), res.stderr
+    res = in_process(place, "restore", str(damaged))
+    assert res.exit_code == 1 and "does not match the manifest" in res.output, res.output
     assert nothing_there(place)
-
     (damaged / "blobs" / blob.name).write_bytes(blob.read_bytes())
     (damaged / "manifest.json").unlink()  # what an interrupted backup would look like
-    res = fieldbook(place, "restore", str(damaged))
-    assert res.returncode == 1 and "not a Fieldbook backup" in said(res), res.stderr
+    res = in_process(place, "restore", str(damaged))
+    assert res.exit_code == 1 and "not a Fieldbook backup" in res.output, res.output
     assert nothing_there(place)
 
-
-def test_backup_refuses_a_non_empty_destination_and_restore_a_database_with_data(small_backup, tmp_path):
-    settings, backup = small_backup
-    before = sorted(p.name for p in backup.rglob("*"))
-    res = fieldbook(settings, "backup", str(backup))
-    assert res.returncode == 1 and "not an empty directory" in said(res), res.stderr
-    assert sorted(p.name for p in backup.rglob("*")) == before
-    assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
-
-    res = fieldbook(settings, "restore", str(backup))  # onto the database it came from
-    assert res.returncode == 1 and "--force" in said(res), res.stderr
-    forced = fieldbook(settings, "restore", "--force", str(backup))
+    first = fieldbook(place, "restore", str(backup))
+    assert first.returncode == 0, first.stderr
+    counts = row_counts(place.sqlalchemy_url)
+    res = in_process(place, "restore", str(backup))  # the database now holds data
+    assert res.exit_code == 1 and "--force" in res.output, res.output
+    forced = fieldbook(place, "restore", "--force", str(backup))
     assert forced.returncode == 0, forced.stderr
-
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    again = fieldbook(settings, "backup", str(empty))  # an existing empty directory is fine
-    assert again.returncode == 0, again.stderr
-    assert (empty / "manifest.json").is_file()
+    assert row_counts(place.sqlalchemy_url) == counts
 
 
 def test_a_backup_of_an_older_schema_is_upgraded_on_restore(tmp_path, target):
@@ -371,3 +379,22 @@ def test_a_backup_of_an_older_schema_is_upgraded_on_restore(tmp_path, target):
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == HEAD
     engine.dispose()
+
+
+@pytest.mark.skipif(bool(PG_URL), reason="the blob store does not depend on the database: SQLite leg only")
+def test_blobs_go_to_and_come_from_an_s3_store(small_backup, s3_endpoint, bucket, tmp_path, target):
+    _, backup = small_backup
+    s3 = target("s3").model_copy(
+        update={"storage_url": f"s3://{bucket}/blobs?endpoint_url={s3_endpoint}&region=us-east-1"}
+    )
+    back = fieldbook(s3, "restore", str(backup))
+    assert back.returncode == 0, back.stderr
+    assert not (s3.data_dir / "blobs").exists()  # the files went to the bucket
+    again = fieldbook(s3, "backup", str(tmp_path / "from-s3"))  # read back through the S3 store
+    assert again.returncode == 0, again.stderr
+    first, second = (json.loads((d / "manifest.json").read_text()) for d in (backup, tmp_path / "from-s3"))
+    assert second["blobs"] == first["blobs"] and first["blobs"]
+    for blob in first["blobs"]:
+        assert (tmp_path / "from-s3" / "blobs" / blob["sha256"]).read_bytes() == (
+            backup / "blobs" / blob["sha256"]
+        ).read_bytes()

@@ -9,7 +9,7 @@ from fastapi import Depends
 from sqlmodel import Session, select
 
 from api.auth import CurrentUser
-from api.db import SessionDep
+from api.db import SessionDep, begin_reading, end_reads
 from api.errors import Forbidden, NotFound
 from api.models import Membership, Role, Stint, User
 
@@ -48,7 +48,9 @@ def stint_access(session: Session, stint_id: uuid.UUID, user: User) -> StintAcce
 
 def _needs(role: Role) -> Callable[[uuid.UUID, Session, User], StintAccess]:
     def dependency(stint_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> StintAccess:
+        begin_reading(session)
         access = stint_access(session, stint_id, user)
+        end_reads(session)  # the route begins its own transaction (see end_reads)
         access.require(role)
         return access
 

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from api import security
 from api.config import Settings
-from api.db import SessionDep, utcnow
+from api.db import SessionDep, begin_reading, end_reads, utcnow
 from api.errors import Forbidden, Invalid, NotAuthenticated, NotFound, TooManyRequests, responses
 from api.models import AuthSession, LoginThrottle, User
 
@@ -98,6 +98,7 @@ def signed_in(
         raise Forbidden(
             f"Send the {CSRF_HEADER}: 1 header with cookie-signed requests.", code="csrf_required"
         )
+    begin_reading(session)  # the check only reads; the rare touch below writes on its own
     found = session.exec(
         select(AuthSession, User)
         .join(User, User.id == AuthSession.user_id)  # type: ignore[arg-type]
@@ -109,6 +110,7 @@ def signed_in(
     auth, user = found
     if auth.revoked_at is not None or auth.expires_at <= now or not user.is_active:
         raise NotAuthenticated("Your session has ended; sign in again.", code="session_ended")
+    end_reads(session)  # no transaction left open across FastAPI's threadpool calls (see end_reads)
     if now - auth.last_used_at > _TOUCH_EVERY:
         auth.last_used_at = now
         session.add(auth)

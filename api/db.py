@@ -85,5 +85,25 @@ def get_write_session(request: Request) -> Iterator[Session]:
         yield session
 
 
+def begin_reading(session: Session) -> None:
+    """Begin the session's transaction as a read unless one is under way: on SQLite BEGIN DEFERRED,
+    which neither takes nor waits for the write lock, so a write request's sign-in and access checks
+    do not queue behind other writers. The transaction must not write: end it with end_reads."""
+    if not session.in_transaction():
+        session.connection(execution_options={"sqlite_begin": "DEFERRED"})
+
+
+def end_reads(session: Session) -> None:
+    """End a transaction that has only read; loaded objects stay usable (no expiry on commit).
+
+    For dependencies: FastAPI runs each sync dependency, the route and the answer's validation as
+    separate threadpool calls. On SQLite a write request's first query takes the write lock (BEGIN
+    IMMEDIATE); held from one call to the next it waits for a free thread while the threads waiting
+    for that lock fill the pool, and every writer stalls until the busy timeout (500 "database is
+    locked" for 100 simulated researchers in bench/load.py). Each call must finish what it begins."""
+    if session.in_transaction():
+        session.commit()
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
 WriteSessionDep = Annotated[Session, Depends(get_write_session)]

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from api.access import StintAccess, StintDep, StintWriter, stint_access
 from api.auth import CurrentUser
-from api.db import SessionDep, utcnow
+from api.db import SessionDep, end_reads, utcnow
 from api.errors import (
     BadRequest,
     Conflict,
@@ -107,7 +107,9 @@ def create_observation(
                 raise
         else:
             response.headers["Location"] = f"/api/observations/{obs.id}"
-            return _with_etag(response, observations_out(session, [obs])[0])
+            created = observations_out(session, [obs])[0]
+            end_reads(session)  # not the write lock while FastAPI validates the answer (see end_reads)
+            return _with_etag(response, created)
     if not same_create(existing, access.stint.id, access.user.id, fingerprint):
         raise Conflict(
             "An observation with this id already exists with other content.",
@@ -115,7 +117,9 @@ def create_observation(
             details={"id": str(obs_id)},
         )
     response.status_code = 200
-    return _with_etag(response, observations_out(session, [existing])[0])
+    saved = observations_out(session, [existing])[0]
+    end_reads(session)
+    return _with_etag(response, saved)
 
 
 def _cursor(obs: Observation) -> str:

@@ -79,6 +79,7 @@ def serve(
     migrations.upgrade(engine)
     _welcome(engine, host, port)
     engine.dispose()
+    _remove_temp_files()
     os.environ.setdefault("FIELDBOOK_LOG_JSON", "1")  # inherited by every worker process
     uvicorn.run(
         "api.main:create_app",
@@ -89,6 +90,17 @@ def serve(
         proxy_headers=True,
         log_config=None,  # our JSON logging, configured in create_app
     )
+
+
+def _remove_temp_files() -> None:
+    """Before any worker runs, no request is writing: temp files there are a killed server's."""
+    from api.store_check import remove_temp_files
+    from storage import make_store
+
+    settings = Settings()
+    removed = remove_temp_files(settings, make_store(settings.storage_url, settings.data_dir))
+    if removed:
+        console.print(f"Removed {removed} temp file(s) left by an interrupted write.")
 
 
 def _read_password() -> str:
@@ -233,39 +245,43 @@ def reindex(
 
 
 @app.command()
-def check() -> None:
-    """Report inconsistencies between the database and the search index; exit 1 if any."""
+def check(
+    deep: Annotated[bool, typer.Option(help="Also hash every blob (reads all stored bytes)")] = False,
+    grace_minutes: Annotated[
+        int, typer.Option(min=0, help="Ignore unreferenced blobs and temp files younger than this")
+    ] = 60,
+) -> None:
+    """Report inconsistencies between the database, the search index and the blob store (missing,
+    corrupt with --deep, unreferenced blobs, files left by an interrupted write); exit 1 if any."""
+    from datetime import timedelta
+
     from api.search_index import IndexUnavailable
     from api.search_indexer import check as check_search
     from api.search_indexer import store_for
-
-    engine = _engine()
-    try:
-        report = check_search(store_for(Settings().data_dir), engine)
-    except IndexUnavailable:
-        console.print("[red]search: the index is missing or unreadable; run `fieldbook reindex`.[/red]")
-        raise typer.Exit(1) from None
-    finally:
-        engine.dispose()
-    for line in report.lines():
-        console.print(line if report.ok else f"[red]{line}[/red]")
-    blob_problems = _material_blob_problems()
-    for line in blob_problems:
-        console.print(f"[red]{line}[/red]")
-    if not report.ok or blob_problems:
-        raise typer.Exit(1)
-
-
-def _material_blob_problems() -> list[str]:
-    from api.gc import missing_blobs
+    from api.store_check import check_store
     from storage import make_store
 
     settings = Settings()
     engine = _engine()
     try:
-        return missing_blobs(engine, make_store(settings.storage_url, settings.data_dir))
+        report = check_search(store_for(settings.data_dir), engine)
+        blobs = check_store(
+            engine,
+            make_store(settings.storage_url, settings.data_dir),
+            settings,
+            deep=deep,
+            grace=timedelta(minutes=grace_minutes),
+        )
+    except IndexUnavailable:
+        console.print("[red]search: the index is missing or unreadable; run `fieldbook reindex`.[/red]")
+        raise typer.Exit(1) from None
     finally:
         engine.dispose()
+    for ok, lines in ((report.ok, report.lines()), (blobs.ok, blobs.lines())):
+        for line in lines:
+            console.print(line if ok else f"[red]{line}[/red]")
+    if not (report.ok and blobs.ok):
+        raise typer.Exit(1)
 
 
 @app.command("import-stint")

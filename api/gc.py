@@ -4,6 +4,7 @@ A blob stored or re-used within the grace period is kept even if no row names it
 in flight has put its bytes but not yet committed its row."""
 
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from api.db import utcnow
 from api.material_tables import Material, Upload
 from api.materials import live_blob_digests
 from storage import BlobStore
+from storage.local import LocalBlobStore
 
 
 @dataclass
@@ -62,6 +64,12 @@ def collect(engine: sa.Engine, store: BlobStore, settings: Settings, grace: time
     for path in _old_files(settings.data_dir / "staging", cutoff):
         path.unlink(missing_ok=True)
         report.stray_files_removed += 1
+    if isinstance(store, LocalBlobStore):  # a blob write a killed worker left half done
+        for path in store.temp_files():
+            with suppress(FileNotFoundError):  # renamed into place meanwhile
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    report.stray_files_removed += 1
     for digest, stored_at in list(store.list()):
         if digest in live or stored_at > now - grace:
             report.blobs_kept += 1

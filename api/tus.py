@@ -147,6 +147,10 @@ def _load(session: Session, upload_id: uuid.UUID, user: User, settings: Settings
     if upload.completed_at is None and upload.expires_at <= utcnow():
         _part_path(settings, upload.id).unlink(missing_ok=True)
         raise Gone("This upload expired; start a new one.", code="upload_expired")
+    if upload.completed_at is None and not _part_path(settings, upload.id).exists():
+        # A server killed while turning the finished file into a material (it is consumed then):
+        # the client starts again with the same material id, which answers as a retry if it exists.
+        raise Gone("The partial upload was removed; start a new one.", code="upload_expired")
     return upload
 
 
@@ -297,7 +301,12 @@ async def _receive(
             got.written += len(chunk)
             await spool.relieve()
             now = time.monotonic()
-            if checkpoints and got.written - committed >= CHECKPOINT and now - last >= CHECKPOINT_SECONDS:
+            if (
+                checkpoints
+                and got.written - committed >= CHECKPOINT
+                and now - last >= CHECKPOINT_SECONDS
+                and got.written < upload.length  # the full length is recorded with the material only
+            ):
                 spool.checkpoint(partial(_record, engine, upload.id, got.written, settings))
                 committed, last = got.written, now
             if got.overflow:
@@ -383,17 +392,22 @@ async def append_to_upload(
             if got.disconnected:
                 return Response(status_code=400)  # nobody is listening
             raise ChecksumMismatch()
-        await run_in_threadpool(_commit, engine, upload.id, spool, got.written, settings)
         if got.overflow:
+            f.truncate(start)  # refused whole, as a failed checksum is
+            await run_in_threadpool(_commit, engine, upload.id, spool, start, settings)
             raise BadRequest(
-                "More bytes than Upload-Length were sent; the extra bytes were dropped.",
+                "More bytes than Upload-Length were sent; nothing of this request was kept.",
                 code="upload_overflow",
-                headers={"Upload-Offset": str(got.written)},
+                headers={"Upload-Offset": str(start)},
             )
         headers["Upload-Offset"] = str(got.written)
-        if got.disconnected or got.written < upload.length:
+        if got.written < upload.length:
+            await run_in_threadpool(_commit, engine, upload.id, spool, got.written, settings)
             return Response(status_code=204, headers={**headers, **_expires(upload)})
-        digest = whole.hexdigest() if whole is not None and not got.disconnected else None
+        # Every byte is on disk, but the full offset is recorded only with the material (``_close``):
+        # a server killed in between must not answer HEAD with Upload-Offset = Upload-Length, which
+        # tells a client the upload is done (ours stops there) when no material was made.
+        digest = whole.hexdigest() if whole is not None else None
         text_status = await run_in_threadpool(_finish, engine, settings, store, upload, part, digest)
     finally:
         if spool is not None:

@@ -1,4 +1,8 @@
-"""Blobs as files under one root: ``<root>/ab/cd/abcd...``, written temp → fsync → rename → dir fsync."""
+"""Blobs as files under one root: ``<root>/ab/cd/abcd...``, written temp → fsync → rename → dir fsync.
+
+A process killed mid-write leaves at most a temp file (``.<digest>.<pid>.tmp``), never a partial blob
+under a digest's name: ``temp_files`` finds such leftovers for ``fieldbook check``, ``gc`` and the
+clean-up at ``fieldbook serve`` start."""
 
 import errno
 import os
@@ -91,11 +95,16 @@ class LocalBlobStore:
             fsync_dir(path.parent)
 
     def probe(self) -> None:
-        # Beside the ab/cd/ fan-out, so neither list() nor temp_files() ever sees it; one name per
-        # thread, so concurrent probes of the workers do not remove each other's file.
+        # Beside the ab/cd/ fan-out, so list() never sees it (one a killed process left is a temp
+        # file); one name per thread, so concurrent probes of the workers do not remove each other's.
         path = self.root / f".probe-{os.getpid()}-{threading.get_ident()}"
         path.write_bytes(b"ok")
         path.unlink()
+
+    def temp_files(self) -> list[Path]:
+        """Temp files of ``put_file`` and ``probe`` calls, in flight or left by a killed process."""
+        found = [*self.root.glob("??/??/.*.tmp"), *self.root.glob(".probe-*")]
+        return [p for p in found if p.is_file()]
 
     def list(self) -> Iterator[tuple[str, datetime]]:
         for path in self.root.glob("??/??/*"):

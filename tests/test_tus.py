@@ -186,6 +186,27 @@ def test_termination_and_expiration(
     assert client.head(url, headers=h).status_code == 404
 
 
+def test_finish_cut_off_by_a_crash_starts_again(client: TestClient, stint_team, settings: Settings) -> None:
+    """A server killed while turning the last bytes into a material (the partial file is consumed
+    by then) must not answer HEAD with the full length: clients stop there, believing it done."""
+    researcher, stint = stint_team["researcher"], stint_team["stint"]
+    data, mid = photo(size=(300, 200)), str(uuid.uuid4())
+    h = {**tus_headers(researcher), "Content-Type": OCTETS}
+    url = create(client, researcher, stint["id"], len(data), filename="a.jpg", id=mid).headers["location"]
+    assert client.patch(url, content=data[:1000], headers={**h, "Upload-Offset": "0"}).status_code == 204
+    (settings.data_dir / "uploads" / f"{uuid.UUID(url.rsplit('/', 1)[-1]).hex}.part").unlink()
+    assert client.head(url, headers=h).status_code == 410
+    again = create(client, researcher, stint["id"], len(data), filename="a.jpg", id=mid).headers["location"]
+    assert client.patch(again, content=data, headers={**h, "Upload-Offset": "0"}).status_code == 204
+    m = client.get(f"/api/materials/{mid}", headers=researcher.headers).json()
+    assert m["sha256"] == hashlib.sha256(data).hexdigest()
+    # Too many bytes: refused whole, the offset stays where it was (never the full length unfinished).
+    url = create(client, researcher, stint["id"], 10, filename="b.txt").headers["location"]
+    over = client.patch(url, content=b"z" * 12, headers={**h, "Upload-Offset": "0"})
+    assert over.status_code == 400 and over.headers["upload-offset"] == "0"
+    assert client.head(url, headers=h).headers["upload-offset"] == "0"
+
+
 def test_oversized_photo_is_refused_at_its_first_bytes(client: TestClient, stint_team, app, settings) -> None:
     app.state.settings = app.state.settings.model_copy(update={"max_image_bytes": 100_000})
     researcher, stint = stint_team["researcher"], stint_team["stint"]

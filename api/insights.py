@@ -11,7 +11,7 @@ from sqlmodel import Session, col
 
 from api.access import StintAccess, StintDep, StintWriter, stint_access
 from api.auth import CurrentUser
-from api.db import SessionDep, utcnow
+from api.db import SessionDep, begin_reading, end_reads, utcnow
 from api.debrief_models import Insight
 from api.errors import Conflict, Gone, Invalid, NotFound, responses
 from api.etags import check_if_match, etag
@@ -188,7 +188,10 @@ def order_insights(body: OrderIn, session: SessionDep, access: StintWriter) -> l
             insight.updated_at = now
             session.add(insight)
     session.commit()
-    return insights_out(session, stint_insights(session, access.stint.id))
+    begin_reading(session)  # the answer only reads: not under the write lock (see db.end_reads)
+    answer = insights_out(session, stint_insights(session, access.stint.id))
+    end_reads(session)
+    return answer
 
 
 @router.get("/insights/{insight_id}", response_model=InsightOut, responses=responses(401, 404, 410, 422))
@@ -230,7 +233,10 @@ def update_insight(
     session.add(insight)
     record_index_task(session, "insight", insight.id)
     session.commit()
-    return _with_etag(response, insights_out(session, [insight])[0])
+    begin_reading(session)  # the answer only reads: not under the write lock (see db.end_reads)
+    updated = insights_out(session, [insight])[0]
+    end_reads(session)
+    return _with_etag(response, updated)
 
 
 @router.delete("/insights/{insight_id}", status_code=204, responses=responses(401, 403, 404, 410, 412, 422))

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from api.access import StintAccess, StintDep, StintWriter, stint_access
 from api.auth import CurrentUser
-from api.db import SessionDep, end_reads, utcnow
+from api.db import SessionDep, begin_reading, end_reads, utcnow
 from api.errors import (
     BadRequest,
     Conflict,
@@ -95,9 +95,10 @@ def create_observation(
     if existing is None:
         new = new_observation(access.stint, access.user.id, body, obs_id, utcnow())
         check_links(new.links, live_hypotheses(session, access.stint.id, new.hypothesis_ids()))
-        insert_observations(session, [new])
         obs = new.row
         try:
+            # On PostgreSQL the INSERT itself meets a concurrent create of the same id.
+            insert_observations(session, [new])
             session.commit()
         except sa.exc.IntegrityError:
             # A concurrent retry of the same create won the race; answer as for a retry.
@@ -107,8 +108,9 @@ def create_observation(
                 raise
         else:
             response.headers["Location"] = f"/api/observations/{obs.id}"
+            begin_reading(session)  # the answer only reads: not under the write lock (see end_reads)
             created = observations_out(session, [obs])[0]
-            end_reads(session)  # not the write lock while FastAPI validates the answer (see end_reads)
+            end_reads(session)
             return _with_etag(response, created)
     if not same_create(existing, access.stint.id, access.user.id, fingerprint):
         raise Conflict(
@@ -240,7 +242,10 @@ def update_observation(
     if not apply_update(session, obs, access.stint.timezone, body):
         _stale(session, obs)
     session.commit()
-    return _with_etag(response, observations_out(session, [obs])[0])
+    begin_reading(session)  # the answer only reads: not under the write lock (see end_reads)
+    updated = observations_out(session, [obs])[0]
+    end_reads(session)
+    return _with_etag(response, updated)
 
 
 def _stale(session: Session, obs: Observation) -> NoReturn:

@@ -196,3 +196,38 @@ def test_concurrent_pushes_of_the_same_record_make_one(app, client, stint_team, 
         assert session.get(Observation, uuid.UUID(other)) is not None
     seen, _ = _follow(client, t["viewer"], None)
     assert sorted(seen) == sorted([shared, other])
+
+
+def test_concurrent_rest_creates_of_the_same_id_answer_as_a_retry(app, client, stint_team, pause_in_commit):
+    """A phone's create and its retry arrive together: the retry waits for the first (PostgreSQL: on
+    the row's unique key; SQLite: on the write lock) and answers 200 with the same observation."""
+    t = stint_team
+    sid, researcher = t["stint"]["id"], t["researcher"]
+    obs_id = uuid.uuid4()
+    body = {"id": str(obs_id), "text": "调度台的电话一上午响了四十多次"}
+    release = threading.Event()
+
+    def first():
+        with Session(app.state.engine, expire_on_commit=False) as session:
+            stint = session.get(Stint, uuid.UUID(sid))
+            new = new_observation(stint, researcher.user.id, ObservationCreate(**body), obs_id, utcnow())
+            insert_observations(session, [new])
+            session.info["test_pause"] = release
+            session.commit()
+
+    writer = threading.Thread(target=first)
+    writer.start()
+    assert pause_in_commit.wait(10)
+    answers = []
+    retry = threading.Thread(
+        target=lambda: answers.append(
+            client.post(f"/api/stints/{sid}/observations", json=body, headers=researcher.headers)
+        )
+    )
+    retry.start()
+    time.sleep(0.3)  # the retry now waits on the first create's uncommitted row (or lock)
+    release.set()
+    writer.join(10)
+    retry.join(30)
+    assert answers and answers[0].status_code == 200, answers[0].text if answers else "no answer"
+    assert answers[0].json()["id"] == str(obs_id)

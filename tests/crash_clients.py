@@ -215,9 +215,19 @@ class Uploader(Client):
 
     materials: dict[str, Material] = field(default_factory=dict)
     pending: Material | None = None
+    abandoned: dict[str, Material] = field(default_factory=dict)
 
     def has_pending(self) -> bool:
         return self.pending is not None
+
+    def run(self, stop: threading.Event, drain: bool = False) -> None:
+        if self.pending is not None and self.rng.random() < 0.3:
+            # The photo was discarded on the phone before a retry: it may or may not exist, and
+            # blobs stored for it before the kill may belong to no material (gc's work).
+            self.abandoned[self.pending.id] = self.pending
+            self.pending = None
+            self.count("multipart upload abandoned after the kill")
+        super().run(stop, drain)
 
     def _new(self) -> Material:
         mid = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))

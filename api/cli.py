@@ -78,6 +78,7 @@ def serve(
     engine = _engine()
     migrations.upgrade(engine)
     _welcome(engine, host, port)
+    _release_claims(engine)
     engine.dispose()
     _remove_temp_files()
     os.environ.setdefault("FIELDBOOK_LOG_JSON", "1")  # inherited by every worker process
@@ -90,6 +91,19 @@ def serve(
         proxy_headers=True,
         log_config=None,  # our JSON logging, configured in create_app
     )
+
+
+def _release_claims(engine: sa.Engine) -> None:
+    """Before any worker runs, no push is running: an unfinished Idempotency-Key claim is a killed
+    server's, and its retry must not wait for the claim to time out."""
+    from api.idempotency import release_unfinished
+
+    with Session(engine) as session:
+        freed = release_unfinished(session)
+    if freed:
+        console.print(
+            f"Released {freed} Idempotency-Key claim(s) of requests a stopped server never finished."
+        )
 
 
 def _remove_temp_files() -> None:
@@ -256,8 +270,8 @@ def check(
     from datetime import timedelta
 
     from api.search_index import IndexUnavailable
+    from api.search_indexer import IndexerBusy, store_for
     from api.search_indexer import check as check_search
-    from api.search_indexer import store_for
     from api.store_check import check_store
     from storage import make_store
 
@@ -274,6 +288,9 @@ def check(
         )
     except IndexUnavailable:
         console.print("[red]search: the index is missing or unreadable; run `fieldbook reindex`.[/red]")
+        raise typer.Exit(1) from None
+    except IndexerBusy as exc:
+        console.print(f"[red]search: {exc}.[/red]")
         raise typer.Exit(1) from None
     finally:
         engine.dispose()

@@ -6,7 +6,9 @@ phone may retry a sync made at a customer site weeks later.
 
 The claim is committed on its own before the work starts, so a concurrent retry sees it; the stored
 answer is written in the same transaction as the work, so an answer exists exactly when the work
-was committed. A claim whose worker died is taken over after ``CLAIM_TIMEOUT``."""
+was committed. A claim whose worker died is taken over after ``CLAIM_TIMEOUT``, and ``fieldbook serve``
+releases every unfinished claim before its workers start (a killed server's retries go through at
+once instead of answering 409 for the timeout)."""
 
 import hashlib
 import json
@@ -23,7 +25,8 @@ from api.db import UTCDateTime, utcnow
 from api.errors import BadRequest, Conflict, Invalid
 
 KEEP_KEYS = timedelta(days=30)
-CLAIM_TIMEOUT = timedelta(minutes=5)
+# A push of a thousand ops takes well under a second; a minute covers a very busy server.
+CLAIM_TIMEOUT = timedelta(minutes=1)
 MAX_KEY_LENGTH = 255
 
 
@@ -148,3 +151,13 @@ def release(session: Session, user_id: uuid.UUID, key: str) -> None:
         )
     )
     session.commit()
+
+
+def release_unfinished(session: Session) -> int:
+    """Free every claim whose request never finished: at server start none is running any more
+    (another server on the same database may be: its retry then runs again, and the ops' own ids
+    keep it from applying anything twice). Returns how many were freed."""
+    freed = session.execute(sa.delete(IdempotencyKey).where(col(IdempotencyKey.status_code).is_(None)))
+    session.commit()
+    count: int = freed.rowcount  # type: ignore[attr-defined]
+    return count

@@ -238,31 +238,47 @@ def store_for(data_dir: Path) -> IndexStore:
     return IndexStore(data_dir / "search")
 
 
-def check(store: IndexStore, engine: sa.Engine) -> CheckReport:
-    """Compare every record the sources know with what the index holds."""
+class IndexerBusy(Exception):
+    """Another process holds the indexer's lock (a rebuild, say) longer than we waited."""
+
+
+def check(
+    store: IndexStore, engine: sa.Engine, *, lock: bool = True, wait_seconds: float = 60.0
+) -> CheckReport:
+    """Compare every record the sources know with what the index holds.
+
+    Under the indexer's lock, so the index and the queue hold still; the queued tasks are read after
+    the records, so a record written meanwhile is either seen with its task or not seen at all.
+    ``lock=False``: the caller holds the lock already."""
     report = CheckReport()
-    indexed = store.stored_fingerprints()
-    report.indexed = len(indexed)
-    with Session(engine, expire_on_commit=False) as session:
-        pending = {
-            f"{t}:{i}"
-            for t, i in session.execute(sa.select(col(SearchTask.doc_type), col(SearchTask.doc_id)))
-        }
-        report.pending_tasks = len(pending)
-        for src in sources():
-            for batch in src.iter_all(session):
-                session.commit()
-                for doc in batch:
-                    report.in_database += 1
-                    fp = indexed.pop(doc.key, None)
-                    if fp == doc.fingerprint():
-                        continue
-                    if doc.key in pending:
-                        report.in_flight += 1
-                    elif fp is None:
-                        report.missing.append(doc.key)
-                    else:
-                        report.stale.append(doc.key)
+    held = indexer_lock(store.lock_path, wait_seconds=wait_seconds) if lock else contextlib.nullcontext(True)
+    with held as got:
+        if not got:
+            raise IndexerBusy("the search indexer is busy (lock held); try again later")
+        indexed = store.stored_fingerprints()
+        report.indexed = len(indexed)
+        unmatched: list[tuple[str, bool]] = []  # key, and whether the index holds another version
+        with Session(engine, expire_on_commit=False) as session:
+            for src in sources():
+                for batch in src.iter_all(session):
+                    session.commit()
+                    for doc in batch:
+                        report.in_database += 1
+                        fp = indexed.pop(doc.key, None)
+                        if fp != doc.fingerprint():
+                            unmatched.append((doc.key, fp is not None))
+            pending = {
+                f"{t}:{i}"
+                for t, i in session.execute(sa.select(col(SearchTask.doc_type), col(SearchTask.doc_id)))
+            }
+    report.pending_tasks = len(pending)
+    for key, stale in unmatched:
+        if key in pending:
+            report.in_flight += 1
+        elif stale:
+            report.stale.append(key)
+        else:
+            report.missing.append(key)
     for key in indexed:
         if key in pending:
             report.in_flight += 1

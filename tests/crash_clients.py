@@ -144,10 +144,11 @@ class Pusher(Client):
             headers={**self.headers, "Idempotency-Key": key},
         )
         if r.status_code == 409 and r.json()["error"]["code"] == "idempotency_key_in_use":
-            # The first attempt's claim outlived its killed worker (it expires after minutes):
-            # resend the same ops under a new key; their op_ids keep them from applying twice.
+            # A retry that overtook its own first attempt (a client timeout while the server was
+            # still working; a killed server's claims are released at start): resend the same ops
+            # under a new key; their op_ids keep them from applying twice.
             self.batch = (uuid.UUID(int=self.rng.getrandbits(128)).hex, ops)
-            self.count("push re-keyed after a claim held by a killed worker")
+            self.count("push re-keyed: its first attempt was still running")
             return True
         if r.status_code != 200:
             self.unexpected("push", r)

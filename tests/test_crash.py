@@ -31,7 +31,7 @@ from api.config import Settings
 from api.db import make_engine
 from api.material_tables import Material, Upload
 from api.materials import live_blob_digests
-from api.models import Observation
+from api.models import Observation, User
 from api.search_docs import SearchTask
 from api.store_check import remove_temp_files
 from storage import make_store
@@ -317,3 +317,31 @@ def test_check_and_gc_find_what_a_crash_leaves(
     code, said = check("--deep")
     assert code == 1 and f"{blob.name} does not hash to its name" in said
     assert check()[0] == 0  # without --deep the bytes are not read
+
+
+def test_a_killed_servers_push_claims_are_released_at_start(tmp_path: Path, database: str) -> None:
+    """A push cut off by a kill leaves its Idempotency-Key claimed; the phone retries with the same
+    key after the restart and must be answered, not told 409 until the claim times out."""
+    from api import idempotency
+
+    token = add_account(database, "claim@example.com", "李研究员", "pw-long-enough")
+    headers = {"Authorization": f"Bearer {token}"}
+    body = {"ops": []}
+    engine = make_engine(database)
+    with Session(engine) as session:
+        user_id = session.exec(select(User.id).where(User.email == "claim@example.com")).one()
+        # What the killed server left: claimed, never completed, still inside its timeout.
+        assert (
+            idempotency.claim(session, user_id, "k-1", "POST /api/sync/push", idempotency.fingerprint(body))
+            is None
+        )
+    engine.dispose()
+    server = LiveServer(data_dir=tmp_path / "data", database_url=database, workers=1)
+    server.start()
+    try:
+        r = httpx.post(
+            f"{server.url}/api/sync/push", json=body, headers={**headers, "Idempotency-Key": "k-1"}
+        )
+        assert r.status_code == 200, r.text
+    finally:
+        server.kill()

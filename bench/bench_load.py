@@ -6,7 +6,6 @@ and acknowledged writes missing afterwards, both with the target 0. PostgreSQL r
 at FIELDBOOK_TEST_DATABASE_URL (default: the local test server); otherwise a row says it was skipped.
 Quick: 20 researchers for 15 s."""
 
-import os
 import shutil
 import sys
 import tempfile
@@ -16,21 +15,9 @@ import sqlalchemy as sa
 
 from bench.figures import Figure
 from bench.load import OPS, LoadResult, load_run
+from bench.postgres import PG_URL, answers
 
 AREA = "load"
-PG_URL = os.environ.get("FIELDBOOK_TEST_DATABASE_URL") or "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def _answers(url: str) -> bool:
-    engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
-        return True
-    except sa.exc.OperationalError:
-        return False
-    finally:
-        engine.dispose()
 
 
 def _figures(result: LoadResult) -> list[Figure]:
@@ -63,7 +50,7 @@ def run(quick: bool) -> list[Figure]:
     researchers, seconds = (20, 15.0) if quick else (50, 60.0)
     figures: list[Figure] = []
     for pg_url in [None, PG_URL]:
-        if pg_url and not _answers(pg_url):
+        if pg_url and not answers(pg_url):
             figures.append(Figure(AREA, f"postgresql: skipped, no server at {sa.make_url(pg_url)}", 0, "-"))
             continue
         workdir = Path(tempfile.mkdtemp(prefix="fieldbook-bench-load-"))

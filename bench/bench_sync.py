@@ -5,10 +5,10 @@ The push goes through the whole app in process (JSON, validation, auth, Idempote
 checks, change log, op ids; no socket); the baseline inserts the same observation and tag rows with
 the driver's ``executemany`` in one transaction. The pull follows the feed's pages (1,000 changes
 each) to the end; the baseline selects the same observations and their tags with the driver. Best
-of a few rounds each. SQLite always; PostgreSQL too when FIELDBOOK_TEST_DATABASE_URL names a server
-(a private database is created and dropped). The search indexer thread is not started."""
+of a few rounds each. SQLite always; PostgreSQL too when it answers at FIELDBOOK_TEST_DATABASE_URL
+(a private database is created and dropped; default: the local test server). The search indexer
+thread is not started."""
 
-import os
 import random
 import shutil
 import sqlite3
@@ -33,6 +33,7 @@ from api.db import make_engine
 from api.main import create_app
 from api.models import User
 from bench.figures import Figure
+from bench.postgres import PG_URL, answers
 
 AREA = "sync"
 PUSH_OPS = 1000
@@ -300,8 +301,9 @@ def run(quick: bool) -> list[Figure]:
     figures: list[Figure] = []
     with _database(None) as url:
         figures += _measure(url, "SQLite", quick)
-    pg_url = os.environ.get("FIELDBOOK_TEST_DATABASE_URL")
-    if pg_url:
-        with _database(pg_url) as url:
+    if answers(PG_URL):
+        with _database(PG_URL) as url:
             figures += _measure(url, "PostgreSQL", quick)
+    else:
+        figures.append(Figure(AREA, f"PostgreSQL: skipped, no server at {sa.make_url(PG_URL)}", 0, "-"))
     return figures

@@ -7,17 +7,16 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from api.config import Settings
 from api.db import utcnow
-from api.material_tables import Material, Upload
+from api.material_tables import Upload
 from api.materials import live_blob_digests
+from api.store_check import leftover_files
 from storage import BlobStore
-from storage.local import LocalBlobStore
 
 
 @dataclass
@@ -26,12 +25,6 @@ class GcReport:
     blobs_kept: int = 0
     uploads_removed: int = 0
     stray_files_removed: int = 0
-
-
-def _old_files(directory: Path, older_than: float) -> list[Path]:
-    if not directory.is_dir():
-        return []
-    return [p for p in directory.iterdir() if p.is_file() and p.stat().st_mtime < older_than]
 
 
 def collect(engine: sa.Engine, store: BlobStore, settings: Settings, grace: timedelta) -> GcReport:
@@ -53,23 +46,12 @@ def collect(engine: sa.Engine, store: BlobStore, settings: Settings, grace: time
         for upload in finished:
             session.delete(upload)
         session.commit()
-        live_parts = {f"{u.hex}.part" for u in session.exec(select(Upload.id)).all()}
         # Read after the uploads: a row committed from here on has a blob younger than the grace.
         live = live_blob_digests(session)
-    cutoff = time.time() - grace.total_seconds()
-    for path in _old_files(settings.data_dir / "uploads", cutoff):
-        if path.name not in live_parts:
-            path.unlink(missing_ok=True)
+    for path in leftover_files(engine, settings, store, older_than=time.time() - grace.total_seconds()):
+        with suppress(FileNotFoundError):  # finished (renamed into place) meanwhile
+            path.unlink()
             report.stray_files_removed += 1
-    for path in _old_files(settings.data_dir / "staging", cutoff):
-        path.unlink(missing_ok=True)
-        report.stray_files_removed += 1
-    if isinstance(store, LocalBlobStore):  # a blob write a killed worker left half done
-        for path in store.temp_files():
-            with suppress(FileNotFoundError):  # renamed into place meanwhile
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
-                    report.stray_files_removed += 1
     for digest, stored_at in list(store.list()):
         if digest in live or stored_at > now - grace:
             report.blobs_kept += 1
@@ -77,19 +59,3 @@ def collect(engine: sa.Engine, store: BlobStore, settings: Settings, grace: time
         store.delete(digest)
         report.blobs_removed += 1
     return report
-
-
-def missing_blobs(engine: sa.Engine, store: BlobStore) -> list[str]:
-    """Live materials whose original or preview is not in the blob store (for ``fieldbook check``)."""
-    problems: list[str] = []
-    with Session(engine) as session:
-        rows = session.exec(select(Material).where(col(Material.deleted_at).is_(None))).all()
-    for m in rows:
-        for what, digest in (
-            ("original", m.sha256),
-            ("thumbnail", m.thumb_sha256),
-            ("preview", m.screen_sha256),
-        ):
-            if digest is not None and not store.exists(digest):
-                problems.append(f"materials: {what} of material {m.id} ({m.filename}) is missing: {digest}")
-    return problems

@@ -21,12 +21,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.config import Settings
 from api.db import utcnow
-from api.gc import missing_blobs
-from api.material_tables import Upload
+from api.material_tables import Material, Upload
 from api.materials import live_blob_digests
 from storage import BlobStore
 from storage.local import LocalBlobStore
@@ -61,6 +60,30 @@ def _stray_parts(engine: sa.Engine, settings: Settings) -> list[Path]:
     with Session(engine) as session:
         live = {f"{u.hex}.part" for u in session.exec(select(Upload.id)).all()}
     return [p for p in parts if p.name not in live]
+
+
+def leftover_files(
+    engine: sa.Engine, settings: Settings, store: BlobStore, *, older_than: float
+) -> list[Path]:
+    """Temp files, staged bodies and tus parts without an upload row, last changed before ``older_than``
+    (a timestamp): younger ones may belong to a request in flight."""
+    return _older(temp_files(settings, store) + _stray_parts(engine, settings), older_than)
+
+
+def missing_blobs(engine: sa.Engine, store: BlobStore) -> list[str]:
+    """Live materials whose original or preview is not in the blob store (for ``fieldbook check``)."""
+    problems: list[str] = []
+    with Session(engine) as session:
+        rows = session.exec(select(Material).where(col(Material.deleted_at).is_(None))).all()
+    for m in rows:
+        for what, digest in (
+            ("original", m.sha256),
+            ("thumbnail", m.thumb_sha256),
+            ("preview", m.screen_sha256),
+        ):
+            if digest is not None and not store.exists(digest):
+                problems.append(f"materials: {what} of material {m.id} ({m.filename}) is missing: {digest}")
+    return problems
 
 
 def _corrupt(store: BlobStore) -> list[str]:
@@ -129,6 +152,5 @@ def check_store(
     report.missing = missing_blobs(engine, store)
     if deep:
         report.corrupt = _corrupt(store)
-    files = temp_files(settings, store) + _stray_parts(engine, settings)
-    report.leftovers = _older(files, time.time() - grace.total_seconds())
+    report.leftovers = leftover_files(engine, settings, store, older_than=time.time() - grace.total_seconds())
     return report

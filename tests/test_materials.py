@@ -370,7 +370,7 @@ def test_gc_command_and_missing_blob_check(
     from typer.testing import CliRunner
 
     from api.cli import app as cli
-    from api.gc import missing_blobs
+    from api.store_check import missing_blobs
 
     kept = upload(client, stint_team["stint"]["id"], stint_team["researcher"], pdf("keep")).json()
     gone = upload(client, stint_team["stint"]["id"], stint_team["researcher"], pdf("drop")).json()

@@ -115,6 +115,20 @@ def _sign_in(page: Any, email: str) -> None:
     page.wait_for_selector("main[data-route]:not([data-route=signin])")
 
 
+def _open_stint(
+    server: LiveServer, browser: Any, stint: dict[str, Any], email: str = RESEARCHER, **context: Any
+) -> tuple[Any, Any]:
+    """A phone-sized Chinese browser context, signed in as ``email``, on the stint's capture screen."""
+    ctx = browser.new_context(viewport=PHONE, locale="zh-CN", device_scale_factor=1, **context)
+    page = ctx.new_page()
+    page.goto(server.url + "/")
+    _sign_in(page, email)
+    page.goto(server.url + "/#/stints")
+    page.locator(f"button.stint[data-id='{stint['id']}']").click()
+    page.wait_for_selector("form.capture")
+    return ctx, page
+
+
 def _pending(page: Any) -> int:
     return int(page.get_attribute("#sync-badge", "data-pending") or "-1")
 
@@ -429,18 +443,9 @@ def test_debrief_insights_and_share_links(server: LiveServer, browser: Any, stin
         },
     )
     assert r.status_code == 201, r.text
-    ctx = browser.new_context(
-        viewport=PHONE,
-        locale="zh-CN",
-        device_scale_factor=1,
-        permissions=["clipboard-read", "clipboard-write"],
+    ctx, page = _open_stint(
+        server, browser, stint, MANAGER, permissions=["clipboard-read", "clipboard-write"]
     )
-    page = ctx.new_page()
-    page.goto(server.url + "/")
-    _sign_in(page, MANAGER)
-    page.goto(server.url + "/#/stints")
-    page.locator(f"button.stint[data-id='{stint['id']}']").click()
-    page.wait_for_selector("form.capture")
     page.goto(server.url + "/#/debrief")
     insight = page.locator("article.insight", has_text="白板是真正的调度系统")
     insight.wait_for()
@@ -481,13 +486,7 @@ def test_photo_upload_resumes_after_a_dropped_connection(
     photo = out.getvalue()
     assert len(photo) > 1024 * 1024 + 1  # more than one chunk
 
-    ctx = browser.new_context(viewport=PHONE, locale="zh-CN", device_scale_factor=1)
-    page = ctx.new_page()
-    page.goto(server.url + "/")
-    _sign_in(page, RESEARCHER)
-    page.goto(server.url + "/#/stints")
-    page.locator(f"button.stint[data-id='{stint['id']}']").click()
-    page.wait_for_selector("form.capture")
+    ctx, page = _open_stint(server, browser, stint)
     seen: list[str] = []
     page.on("request", lambda r: seen.append(f"{r.method} {r.url.split('/api/')[-1].split('/')[0]}"))
     patches = {"n": 0}
@@ -538,13 +537,7 @@ def _eventually(check: Any, timeout: float = 30) -> Any:
 def test_edit_and_delete_go_through_the_outbox(
     server: LiveServer, browser: Any, stint: dict[str, Any]
 ) -> None:
-    ctx = browser.new_context(viewport=PHONE, locale="zh-CN", device_scale_factor=1)
-    page = ctx.new_page()
-    page.goto(server.url + "/")
-    _sign_in(page, RESEARCHER)
-    page.goto(server.url + "/#/stints")
-    page.locator(f"button.stint[data-id='{stint['id']}']").click()
-    page.wait_for_selector("form.capture")
+    ctx, page = _open_stint(server, browser, stint)
 
     def mine() -> list[dict[str, Any]]:
         return [o for o in _server_observations(server, stint) if o["text"].startswith("客服主管")]
@@ -615,13 +608,7 @@ def test_caption_edit_and_material_delete_go_through_the_outbox(
         found = server.api("GET", f"/api/materials/{material['id']}", stint["manager"])
         return found.json() if found.status_code == 200 else None
 
-    ctx = browser.new_context(viewport=PHONE, locale="zh-CN", device_scale_factor=1)
-    page = ctx.new_page()
-    page.goto(server.url + "/")
-    _sign_in(page, RESEARCHER)
-    page.goto(server.url + "/#/stints")
-    page.locator(f"button.stint[data-id='{stint['id']}']").click()
-    page.wait_for_selector("form.capture")
+    ctx, page = _open_stint(server, browser, stint)
     page.goto(server.url + f"/#/obs/{obs['id']}")
     tile = page.locator(f"figure.material[data-id='{material['id']}']")
     tile.wait_for()

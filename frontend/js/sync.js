@@ -45,16 +45,25 @@ export async function createObservation(stintId, data, files = []) {
 // create or previous edit has not been sent yet is folded into it. An edit made while an earlier
 // change of the same record is on its way is chained: its base is the version that change produces,
 // resolved when it is sent (a record has at most one op per push).
-export async function updateObservation(shown, changes) {
-  const record = await latest(shown);
-  const ops = (await db.all('outbox')).filter((o) => o.id === record.id);
+export function updateObservation(shown, changes) {
+  return queueEdit('observation', shown, changes);
+}
+
+// The outbox ops of a record: an observation's include its stance links (same id).
+async function pendingOps(type, id) {
+  return (await db.all('outbox')).filter((o) => o.id === id && (type === 'observation' || o.type === type));
+}
+
+async function queueEdit(type, shown, changes) {
+  const record = await latest(shown, type);
+  const ops = await pendingOps(type, record.id);
   const unsent = foldable(ops.find((o) => o.op === 'upsert' && !o.sent));
   if (unsent) {
     unsent.data = { ...unsent.data, ...changes };
     unsent.op_id = uuid();
     await db.put('outbox', unsent);
   } else {
-    await db.put('outbox', { op_id: uuid(), user_id: userId, type: 'observation', id: record.id, op: 'upsert', ...base(record, ops), data: changes, created: Date.now() });
+    await db.put('outbox', { op_id: uuid(), user_id: userId, type, id: record.id, op: 'upsert', ...base(record, ops), data: changes, created: Date.now() });
   }
   await emit();
 }
@@ -73,13 +82,13 @@ function foldable(op) {
   return op && !state.running ? op : undefined;
 }
 
-function base(record, pendingOps) {
-  return pendingOps.length ? { base_version: null, chain: true } : { base_version: record.version || 1 };
+function base(record, ops) {
+  return ops.length ? { base_version: null, chain: true } : { base_version: record.version || 1 };
 }
 
 export async function deleteObservation(shown) {
   const record = await latest(shown);
-  const ops = (await db.all('outbox')).filter((o) => o.id === record.id);
+  const ops = await pendingOps('observation', record.id);
   const create = foldable(ops.find((o) => o.base_version === null && !o.chain && o.op === 'upsert' && !o.sent));
   if (create) {
     // Never reached the server: forget it here, with its photos.
@@ -88,43 +97,32 @@ export async function deleteObservation(shown) {
       for (const o of ops) tx.del('outbox', o.seq);
       for (const u of uploads) tx.del('uploads', u.id);
     });
+    await emit();
   } else {
-    const unsent = state.running ? [] : ops.filter((o) => !o.sent);
-    const sent = ops.filter((o) => !unsent.includes(o));
-    await db.write(['outbox'], (tx) => {
-      for (const o of unsent) tx.del('outbox', o.seq); // edits nobody has seen yet: the delete wins
-      tx.put('outbox', { op_id: uuid(), user_id: userId, type: 'observation', id: record.id, op: 'delete', ...base(record, sent), data: null, created: Date.now() });
-    });
+    await queueDelete('observation', record, ops);
   }
+}
+
+// Edits nobody has seen yet are dropped: the delete wins.
+async function queueDelete(type, record, ops) {
+  const unsent = state.running ? [] : ops.filter((o) => !o.sent);
+  const sent = ops.filter((o) => !unsent.includes(o));
+  await db.write(['outbox'], (tx) => {
+    for (const o of unsent) tx.del('outbox', o.seq);
+    tx.put('outbox', { op_id: uuid(), user_id: userId, type, id: record.id, op: 'delete', ...base(record, sent), data: null, created: Date.now() });
+  });
   await emit();
 }
 
 // A material's metadata (caption) or its deletion, against the version shown: the bytes never
 // change. An unsent caption edit is folded into the next; a delete drops unsent edits.
-export async function updateMaterial(shown, changes) {
-  const material = await latest(shown, 'material');
-  const ops = (await db.all('outbox')).filter((o) => o.type === 'material' && o.id === material.id);
-  const unsent = foldable(ops.find((o) => o.op === 'upsert' && !o.sent));
-  if (unsent) {
-    unsent.data = { ...unsent.data, ...changes };
-    unsent.op_id = uuid();
-    await db.put('outbox', unsent);
-  } else {
-    await db.put('outbox', { op_id: uuid(), user_id: userId, type: 'material', id: material.id, op: 'upsert', ...base(material, ops), data: changes, created: Date.now() });
-  }
-  await emit();
+export function updateMaterial(shown, changes) {
+  return queueEdit('material', shown, changes);
 }
 
 export async function deleteMaterial(shown) {
   const material = await latest(shown, 'material');
-  const ops = (await db.all('outbox')).filter((o) => o.type === 'material' && o.id === material.id);
-  const unsent = state.running ? [] : ops.filter((o) => !o.sent);
-  const sent = ops.filter((o) => !unsent.includes(o));
-  await db.write(['outbox'], (tx) => {
-    for (const o of unsent) tx.del('outbox', o.seq);
-    tx.put('outbox', { op_id: uuid(), user_id: userId, type: 'material', id: material.id, op: 'delete', ...base(material, sent), data: null, created: Date.now() });
-  });
-  await emit();
+  await queueDelete('material', material, await pendingOps('material', material.id));
 }
 
 // Materials as the server lists them, with this device's unsent caption edits and deletes applied.

@@ -36,6 +36,7 @@ from pathlib import Path
 import httpx
 
 from bench.figures import Figure
+from tests.conftest import STINT
 from tests.live_server import LiveServer, add_account, free_port
 
 AREA = "capture"
@@ -49,14 +50,6 @@ SCENES = [
     "客服把客户投诉抄在便利贴上，贴在显示器边上",
     "财务月底对账靠打印出来的表格，三天才能关账",
 ]
-STINT = {
-    "title": "华东物流调度驻场",
-    "customer": "顺达物流",
-    "purpose": "product",
-    "start_date": "2026-03-02",
-    "end_date": "2026-03-27",
-    "timezone": "Asia/Shanghai",
-}
 
 
 @dataclass

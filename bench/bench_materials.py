@@ -5,25 +5,18 @@ import base64
 import contextlib
 import os
 import shutil
-import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from array import array
-from datetime import timedelta
 from pathlib import Path
 
 import httpx
-from sqlmodel import Session
 
-from api import migrations
-from api.auth import open_session
-from api.db import make_engine
-from api.models import User
 from bench.figures import Figure
+from tests.conftest import STINT
+from tests.live_server import LiveServer, add_account
 
 ROOT = Path(__file__).resolve().parent.parent
 AREA = "materials"
@@ -53,12 +46,6 @@ def _copy_seconds(src: Path, dest: Path) -> float:
     return elapsed
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _rss_kb(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -70,18 +57,6 @@ def _reset_peak(pid: int) -> None:
     # Linux >= 4.0: writing 5 to clear_refs resets VmHWM to the current RSS.
     with contextlib.suppress(OSError):
         Path(f"/proc/{pid}/clear_refs").write_text("5")
-
-
-def _account(url: str) -> str:
-    engine = make_engine(url)
-    migrations.upgrade(engine)
-    with Session(engine) as session:
-        user = User(email="bench@example.com", name="压测", password_hash="x")
-        session.add(user)
-        session.flush()
-        token, _ = open_session(session, user.id, timedelta(days=1))
-    engine.dispose()
-    return token
 
 
 def _send(port: int, head: bytes, path: Path, tail: bytes = b"") -> bytes:
@@ -139,51 +114,17 @@ def run(quick: bool) -> list[Figure]:
         data_dir = work / "data"
         data_dir.mkdir()
         db_url = f"sqlite:///{work / 'bench.db'}"
-        token = _account(db_url)
+        token = add_account(db_url, "bench@example.com", "压测", "bench-password")
         src = work / "memo.wav"
         _wav(src, size)
-        port = _free_port()
-        base = f"http://127.0.0.1:{port}"
-        env = {
-            **os.environ,
-            "FIELDBOOK_DATA_DIR": str(data_dir),
-            "FIELDBOOK_DATABASE_URL": db_url,
-            "FIELDBOOK_OCR": "false",
-        }
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "api.main:create_app",
-                "--factory",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-        )
+        # One worker: uvicorn serves in the process started, whose memory is measured.
+        server = LiveServer(data_dir=data_dir, database_url=db_url, workers=1, env={"FIELDBOOK_OCR": "false"})
+        server.start()
+        assert server.process is not None
+        pid, port, base = server.process.pid, server.port, server.url
         try:
-            for _ in range(300):
-                try:
-                    httpx.get(f"{base}/healthz", timeout=1)
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
             headers = {"Authorization": f"Bearer {token}"}
-            stint = httpx.post(
-                f"{base}/api/stints",
-                json={
-                    "title": "压测",
-                    "customer": "顺达物流",
-                    "purpose": "product",
-                    "start_date": "2026-03-02",
-                    "end_date": "2026-03-27",
-                },
-                headers=headers,
-            ).json()
+            stint = httpx.post(f"{base}/api/stints", json=STINT, headers=headers).json()
             # Warm up (imports, first connections), then measure each path once per round, best of rounds.
             small = work / "small.wav"
             _wav(small, 2**20)
@@ -191,8 +132,8 @@ def run(quick: bool) -> list[Figure]:
             _tus(port, token, stint["id"], small)
             rounds = 3  # best of three: the machine is shared
             copy_s, multi_s, tus_s = [], [], []
-            rss_before = _rss_kb(proc.pid, "VmRSS")
-            _reset_peak(proc.pid)
+            rss_before = _rss_kb(pid, "VmRSS")
+            _reset_peak(pid)
             for n in range(rounds):
                 if n:
                     _wav(src, size)  # new bytes: no deduplication shortcut
@@ -206,10 +147,9 @@ def run(quick: bool) -> list[Figure]:
                 started = time.perf_counter()
                 _tus(port, token, stint["id"], src)
                 tus_s.append(time.perf_counter() - started)
-            peak = _rss_kb(proc.pid, "VmHWM")
+            peak = _rss_kb(pid, "VmHWM")
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=30)
+            server.stop()
     mb = size / 2**20
     copy_rate = mb / min(copy_s)
     growth_mb = max(0, peak - rss_before) / 1024

@@ -34,6 +34,7 @@ from api.main import create_app
 from api.models import User
 from bench.figures import Figure
 from bench.postgres import PG_URL, answers
+from tests.conftest import STINT
 
 AREA = "sync"
 PUSH_OPS = 1000
@@ -48,14 +49,6 @@ SCENES = [
     "老板只看周报 PDF, never the live dashboard",
     "客服把客户投诉抄在便利贴上，贴在显示器边上",
 ]
-STINT = {
-    "title": "华东物流调度驻场",
-    "customer": "顺达物流",
-    "purpose": "product",
-    "start_date": "2026-03-02",
-    "end_date": "2026-03-27",
-    "timezone": "Asia/Shanghai",
-}
 TAGS = ["排班", "excel", "对账", "手写", "等待", "周报", "投诉", "dispatch"]
 
 

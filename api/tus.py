@@ -2,34 +2,30 @@
 
 The committed offset is what has been fsynced: a PATCH appends under an exclusive file lock, fsyncs
 every few megabytes and records the offset; a resumed PATCH first truncates the partial file to the
-recorded offset. A server killed mid-PATCH therefore neither duplicates nor loses bytes."""
+recorded offset. A server killed mid-PATCH therefore neither duplicates nor loses bytes. The routes are
+here; receiving the bytes and recording offsets is in ``api.tus_receive``."""
 
-import hashlib
 import os
-import time
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import format_datetime
-from functools import partial
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, BackgroundTasks, Header, Request, Response
-from sqlmodel import Session, col
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect
 
 from api.access import stint_access
 from api.auth import CurrentUser
 from api.config import Settings
 from api.db import SessionDep, utcnow
-from api.errors import AppError, BadRequest, Conflict, Gone, Invalid, NotFound
-from api.ingest import MaterialRequest, Staged, StoreDep, display_name, ingest, sha256_of, staging_dir
+from api.errors import BadRequest, Conflict, Gone, Invalid, NotFound
+from api.ingest import StoreDep, display_name, staging_dir
 from api.material_tables import Upload
 from api.models import Role, User
-from api.sniff import TooLarge, Unsupported, looks_like_image, max_upload_bytes
+from api.sniff import TooLarge, Unsupported, max_upload_bytes
 from api.spool import Spool
 from api.textextract import drain
 from api.tus_protocol import (
@@ -46,12 +42,15 @@ from api.tus_protocol import (
     parse_checksum,
     parse_metadata,
 )
+from api.tus_receive import (
+    commit_offset,
+    finish_upload,
+    hash_prefix,
+    receive_body,
+    refuse_early,
+)
 from storage.local import fsync_dir
 
-# fsync and record the offset every 8 MB, but at most once a second: on a phone's network that is
-# every 8 MB; on a fast network the fsyncs do not throttle the upload (a crash re-sends ~1 s of data).
-CHECKPOINT = 8 * 2**20
-CHECKPOINT_SECONDS = 1.0
 router = APIRouter(prefix="/api/uploads", tags=["uploads (tus)"], route_class=TusRoute)
 
 
@@ -200,122 +199,6 @@ def _start(engine: sa.Engine, upload_id: uuid.UUID, user: User, settings: Settin
         return _load(session, upload_id, user, settings)
 
 
-def _finish(
-    engine: sa.Engine, settings: Settings, store: Any, upload: Upload, part: Path, digest: str | None
-) -> str:
-    """The last byte arrived: the partial file becomes a material (or the upload is refused)."""
-    staged = Staged(path=part, size=upload.length, sha256=digest or sha256_of(part))
-    req = MaterialRequest(
-        stint_id=upload.stint_id,
-        user_id=upload.user_id,
-        material_id=upload.material_id,
-        observation_id=upload.observation_id,
-        caption=upload.caption,
-        filename=upload.filename,
-    )
-    try:
-        material, _ = ingest(engine, settings, store, staged, req)
-    except AppError as exc:
-        _close(engine, upload, exc)
-        raise
-    _close(engine, upload, None)
-    return material.text_status
-
-
-def _close(engine: sa.Engine, upload: Upload, error: AppError | None) -> None:
-    """The upload is over: done, or refused for good (later requests answer 410 with the reason)."""
-    with Session(engine) as session:
-        session.execute(
-            sa.update(Upload)
-            .where(col(Upload.id) == upload.id)
-            .values(
-                completed_at=utcnow(),
-                committed_offset=upload.length if error is None else upload.committed_offset,
-                error=None if error is None else error.message[:500],
-            )
-        )
-        session.commit()
-
-
-def _refuse_early(engine: sa.Engine, upload: Upload, part: Path, exc: AppError) -> None:
-    part.unlink(missing_ok=True)
-    _close(engine, upload, exc)
-
-
-def _hash_prefix(f: BinaryIO, size: int) -> Any:
-    """SHA-256 of the first ``size`` bytes, so a PATCH that completes the file hashes only its own bytes."""
-    digest = hashlib.sha256()
-    f.seek(0)
-    left = size
-    while left > 0 and (chunk := f.read(min(left, 2**20))):
-        digest.update(chunk)
-        left -= len(chunk)
-    f.seek(size)
-    return digest
-
-
-def _commit(engine: sa.Engine, upload_id: uuid.UUID, spool: Spool, offset: int, settings: Settings) -> None:
-    """fsync the bytes, then record them as committed (never the other way round)."""
-    spool.sync()
-    _record(engine, upload_id, offset, settings)
-
-
-def _record(engine: sa.Engine, upload_id: uuid.UUID, offset: int, settings: Settings) -> None:
-    """Record ``offset`` as committed: only ever called once those bytes are fsynced."""
-    with Session(engine) as session:
-        session.execute(
-            sa.update(Upload)
-            .where(col(Upload.id) == upload_id)
-            .values(
-                committed_offset=offset, expires_at=utcnow() + timedelta(hours=settings.upload_expiry_hours)
-            )
-        )
-        session.commit()
-
-
-@dataclass
-class _Received:
-    written: int
-    overflow: bool = False
-    disconnected: bool = False
-
-
-async def _receive(
-    request: Request, spool: Spool, upload: Upload, start: int, checkpoints: bool, settings: Settings
-) -> _Received:
-    """Append the body through the spool; without a checksum to verify, commit every CHECKPOINT bytes."""
-    engine = request.app.state.engine
-    got, committed, last = _Received(written=start), start, time.monotonic()
-    try:
-        async for chunk in request.stream():
-            if got.written == 0 and looks_like_image(chunk) and upload.length > settings.max_image_bytes:
-                # A photo over the image limit: say so now, not after the phone sent it all.
-                raise TooLarge(
-                    f"Image files may be at most {settings.max_image_bytes // 2**20} MB.",
-                    details={"limit": settings.max_image_bytes, "size": upload.length},
-                )
-            room = upload.length - got.written
-            if len(chunk) > room:
-                chunk, got.overflow = chunk[:room], True
-            spool.put(chunk)
-            got.written += len(chunk)
-            await spool.relieve()
-            now = time.monotonic()
-            if (
-                checkpoints
-                and got.written - committed >= CHECKPOINT
-                and now - last >= CHECKPOINT_SECONDS
-                and got.written < upload.length  # the full length is recorded with the material only
-            ):
-                spool.checkpoint(partial(_record, engine, upload.id, got.written, settings))
-                committed, last = got.written, now
-            if got.overflow:
-                break
-    except ClientDisconnect:
-        got.disconnected = True
-    return got
-
-
 @router.patch(
     "/{upload_id}",
     status_code=204,
@@ -374,27 +257,27 @@ async def append_to_upload(
             and content_length.isdigit()
             and int(content_length) == upload.length - start
         ):
-            whole = await run_in_threadpool(_hash_prefix, f, start)  # this PATCH should finish the file
+            whole = await run_in_threadpool(hash_prefix, f, start)  # this PATCH should finish the file
             hashers.append(whole)
         f.seek(start)
         spool = Spool(f, hashers)
         try:
-            got = await _receive(
+            got = await receive_body(
                 request, spool, upload, start, checkpoints=checksum is None, settings=settings
             )
         except TooLarge as exc:
-            await run_in_threadpool(_refuse_early, engine, upload, part, exc)
+            await run_in_threadpool(refuse_early, engine, upload, part, exc)
             raise
         await run_in_threadpool(spool.sync)  # every byte hashed and on disk before any verdict
         if checksum is not None and (got.disconnected or checksum[0].digest() != checksum[1]):
             f.truncate(start)
-            await run_in_threadpool(_commit, engine, upload.id, spool, start, settings)
+            await run_in_threadpool(commit_offset, engine, upload.id, spool, start, settings)
             if got.disconnected:
                 return Response(status_code=400)  # nobody is listening
             raise ChecksumMismatch()
         if got.overflow:
             f.truncate(start)  # refused whole, as a failed checksum is
-            await run_in_threadpool(_commit, engine, upload.id, spool, start, settings)
+            await run_in_threadpool(commit_offset, engine, upload.id, spool, start, settings)
             raise BadRequest(
                 "More bytes than Upload-Length were sent; nothing of this request was kept.",
                 code="upload_overflow",
@@ -402,13 +285,13 @@ async def append_to_upload(
             )
         headers["Upload-Offset"] = str(got.written)
         if got.written < upload.length:
-            await run_in_threadpool(_commit, engine, upload.id, spool, got.written, settings)
+            await run_in_threadpool(commit_offset, engine, upload.id, spool, got.written, settings)
             return Response(status_code=204, headers={**headers, **_expires(upload)})
-        # Every byte is on disk, but the full offset is recorded only with the material (``_close``):
+        # Every byte is on disk, but the full offset is recorded only with the material (``close_upload``):
         # a server killed in between must not answer HEAD with Upload-Offset = Upload-Length, which
         # tells a client the upload is done (ours stops there) when no material was made.
         digest = whole.hexdigest() if whole is not None else None
-        text_status = await run_in_threadpool(_finish, engine, settings, store, upload, part, digest)
+        text_status = await run_in_threadpool(finish_upload, engine, settings, store, upload, part, digest)
     finally:
         if spool is not None:
             await run_in_threadpool(spool.close)

@@ -23,40 +23,41 @@ its own): should that fail, run the restore again."""
 import hashlib
 import os
 import shutil
-import sqlite3
-import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Literal
 
 import sqlalchemy as sa
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy.pool import NullPool
-from sqlmodel import Session, SQLModel
 
 from api import migrations
+from api.backup_database import (
+    CHUNK,
+    FILES,
+    BackupError,
+    database_kind,
+    dump_postgres,
+    dump_sqlite,
+    has_data,
+    inspect,
+    private_file,
+    restore_postgres,
+    restore_sqlite,
+    run_tool,
+)
 from api.config import Settings
 from api.db import make_engine, utcnow
 from api.ingest import staging_dir
-from api.materials import live_blob_digests
 from api.search_indexer import Indexer, indexer_lock, store_for
 from storage import BlobNotFound, BlobStore
 from storage.local import fsync_dir
 
 MANIFEST = "manifest.json"
 BLOBS = "blobs"
-FILES = {"sqlite": "fieldbook.db", "postgresql": "fieldbook.pgdump"}
-CHUNK = 1024 * 1024
 _DIGEST = r"^[0-9a-f]{64}$"
-
-
-class BackupError(Exception):
-    """Refused or failed; the message says why and what to do."""
 
 
 class BlobEntry(BaseModel):
@@ -103,21 +104,6 @@ class Summary:
 # files
 
 
-@contextmanager
-def _private_file(path: Path) -> Iterator[BinaryIO]:
-    """A new file only its owner can read; fsynced before it is closed."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        yield f
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
-
-
 def _sum(path: Path) -> tuple[str, int]:
     digest, size = hashlib.sha256(), 0
     with open(path, "rb") as f:
@@ -125,99 +111,6 @@ def _sum(path: Path) -> tuple[str, int]:
             digest.update(chunk)
             size += len(chunk)
     return digest.hexdigest(), size
-
-
-# the database side
-
-
-def _kind(settings: Settings) -> Literal["sqlite", "postgresql"]:
-    name = sa.make_url(settings.sqlalchemy_url).get_backend_name()
-    if name not in FILES:
-        raise BackupError(f"backup supports SQLite and PostgreSQL, not {name}")
-    return "sqlite" if name == "sqlite" else "postgresql"
-
-
-def _sqlite_path(settings: Settings) -> Path:
-    database = sa.make_url(settings.sqlalchemy_url).database
-    if not database or database == ":memory:":
-        raise BackupError("the SQLite database is not a file")
-    return Path(database)
-
-
-def _libpq(settings: Settings) -> tuple[str, dict[str, str]]:
-    """A libpq connection URL for the PostgreSQL tools; the password goes in the environment, where
-    other users' ``ps`` cannot see it."""
-    url = sa.make_url(settings.sqlalchemy_url)
-    env = dict(os.environ)
-    if url.password:
-        env["PGPASSWORD"] = str(url.password)
-    dsn = url.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
-    return dsn, env
-
-
-def _tool(name: str, args: list[str], env: dict[str, str]) -> None:
-    path = shutil.which(name)
-    if path is None:
-        raise BackupError(f"{name} is not installed: install the PostgreSQL client tools")
-    done = subprocess.run([path, *args], env=env, capture_output=True, text=True, check=False)  # noqa: S603
-    if done.returncode != 0:
-        raise BackupError(f"{name} failed: {done.stderr.strip()}")
-
-
-def _inspect(conn: sa.Connection) -> tuple[dict[str, int], str | None, set[str]]:
-    """Rows per table, the Alembic revision and the live materials' blobs, as ``conn`` sees them."""
-    names = sorted(sa.inspect(conn).get_table_names())
-    rows = {
-        n: int(conn.execute(sa.select(sa.func.count()).select_from(sa.table(n))).scalar_one()) for n in names
-    }
-    revision = None
-    if "alembic_version" in names:
-        revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
-    with Session(bind=conn) as session:
-        digests = live_blob_digests(session)
-    return rows, revision, digests
-
-
-def _dump_sqlite(settings: Settings, target: Path) -> tuple[dict[str, int], str | None, set[str]]:
-    source = _sqlite_path(settings)
-    if not source.is_file():
-        raise BackupError(f"there is no database at {source}")
-    with _private_file(target):
-        pass  # created 0600 before SQLite opens it
-    src = sqlite3.connect(source, timeout=30)
-    dst = sqlite3.connect(target)
-    try:
-        src.backup(dst)  # one step (pages=-1): a single read snapshot, writers carry on (WAL)
-        dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
-    finally:
-        dst.close()
-        src.close()
-    _fsync(target)
-    copy = sa.create_engine(f"sqlite:///{target}", poolclass=NullPool)
-    try:
-        with copy.connect() as conn:
-            return _inspect(conn)
-    finally:
-        copy.dispose()
-
-
-def _dump_postgres(settings: Settings, target: Path) -> tuple[dict[str, int], str | None, set[str]]:
-    dsn, env = _libpq(settings)
-    with _private_file(target):
-        pass
-    engine = sa.create_engine(settings.sqlalchemy_url, poolclass=NullPool)
-    try:
-        with engine.connect() as conn:
-            conn = conn.execution_options(isolation_level="REPEATABLE READ")
-            with conn.begin():
-                # pg_dump reads the snapshot of this open transaction, whose queries fill the manifest.
-                snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
-                _tool("pg_dump", ["--format=custom", f"--snapshot={snapshot}", f"--file={target}", dsn], env)
-                found = _inspect(conn)
-    finally:
-        engine.dispose()
-    _fsync(target)
-    return found
 
 
 def _copy_blobs(store: BlobStore, digests: set[str], into: Path) -> tuple[list[BlobEntry], list[str]]:
@@ -229,7 +122,7 @@ def _copy_blobs(store: BlobStore, digests: set[str], into: Path) -> tuple[list[B
         h, size = hashlib.sha256(), 0
         try:
             chunks = store.read(digest)
-            with _private_file(path) as f:
+            with private_file(path) as f:
                 for chunk in chunks:
                     h.update(chunk)
                     f.write(chunk)
@@ -252,12 +145,12 @@ def backup(settings: Settings, store: BlobStore, dest: Path) -> Summary:
     dest = dest.absolute()
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise BackupError(f"{dest} already exists and is not an empty directory; give a new one")
-    kind = _kind(settings)
+    kind = database_kind(settings)
     dest.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))  # mode 0700
     try:
         db_file = work / FILES[kind]
-        dump = _dump_sqlite if kind == "sqlite" else _dump_postgres
+        dump = dump_sqlite if kind == "sqlite" else dump_postgres
         rows, revision, digests = dump(settings, db_file)
         blobs, missing = _copy_blobs(store, digests, work / BLOBS)
         db_sum, db_size = _sum(db_file)
@@ -274,7 +167,7 @@ def backup(settings: Settings, store: BlobStore, dest: Path) -> Summary:
             blobs=blobs,
             missing_blobs=missing,
         )
-        with _private_file(work / MANIFEST) as f:
+        with private_file(work / MANIFEST) as f:
             f.write(manifest.model_dump_json(indent=2).encode())
         fsync_dir(work)
         os.rename(work, dest)  # replaces an empty DEST; fails if something appeared in it meanwhile
@@ -316,21 +209,6 @@ def verify(src: Path) -> Manifest:
     return manifest
 
 
-def _has_data(settings: Settings, kind: str) -> bool:
-    if kind == "sqlite" and not _sqlite_path(settings).exists():
-        return False
-    engine = sa.create_engine(settings.sqlalchemy_url, poolclass=NullPool)
-    try:
-        with engine.connect() as conn:
-            for name in sa.inspect(conn).get_table_names():
-                one = sa.select(sa.literal(1)).select_from(sa.table(name)).limit(1)
-                if name != "alembic_version" and conn.execute(one).first() is not None:
-                    return True
-    finally:
-        engine.dispose()
-    return False
-
-
 def _restore_blobs(settings: Settings, store: BlobStore, src: Path, manifest: Manifest) -> None:
     staging = staging_dir(settings)  # beside a local store: put_file moves the copy in by a rename
     for blob in manifest.blobs:
@@ -341,49 +219,18 @@ def _restore_blobs(settings: Settings, store: BlobStore, src: Path, manifest: Ma
         store.put_file(copy, blob.sha256)  # consumes the copy, never the backup's file
 
 
-def _restore_sqlite(settings: Settings, src: Path, manifest: Manifest) -> None:
-    target = _sqlite_path(settings)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.restore-{os.getpid()}")
-    with _private_file(tmp) as out, open(src / manifest.database.file, "rb") as f:
-        shutil.copyfileobj(f, out, CHUNK)
-    # The old WAL goes first: replayed onto the new file it would corrupt it.
-    for suffix in ("-wal", "-shm", "-journal"):
-        Path(f"{target}{suffix}").unlink(missing_ok=True)
-    os.replace(tmp, target)
-    fsync_dir(target.parent)
-
-
-def _restore_postgres(settings: Settings, src: Path, manifest: Manifest) -> None:
-    import api.main  # noqa: F401 - registers every table in SQLModel.metadata
-
-    dsn, env = _libpq(settings)
-    ours = set(manifest.database.rows) | set(SQLModel.metadata.tables) | {"alembic_version"}
-    engine = sa.create_engine(settings.sqlalchemy_url, poolclass=NullPool)
-    try:
-        with engine.begin() as conn:
-            # Only Fieldbook's tables (of this or the backup's version): the database may hold others.
-            for name in sa.inspect(conn).get_table_names():
-                if name in ours:
-                    conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}" CASCADE')
-    finally:
-        engine.dispose()
-    args = ["--no-owner", "--no-privileges", "--single-transaction", "--exit-on-error", f"--dbname={dsn}"]
-    _tool("pg_restore", [*args, str(src / manifest.database.file)], env)
-
-
 def restore(settings: Settings, store: BlobStore, src: Path, *, force: bool = False) -> Summary:
     started = time.monotonic()
     src = src.absolute()
     manifest = verify(src)
-    kind = _kind(settings)
+    kind = database_kind(settings)
     if manifest.database.kind != kind:
         raise BackupError(
             f"this is a backup of a {manifest.database.kind} database; the configured one is {kind}"
         )
     if kind == "postgresql":
-        _tool("pg_restore", ["--list", str(src / manifest.database.file)], dict(os.environ))  # readable
-    if _has_data(settings, kind) and not force:
+        run_tool("pg_restore", ["--list", str(src / manifest.database.file)], dict(os.environ))  # readable
+    if has_data(settings, kind) and not force:
         raise BackupError("the configured database already holds data; restore with --force to replace it")
     search = store_for(settings.data_dir)
     # Held throughout: no indexer of this data directory writes while the database changes under it.
@@ -391,11 +238,13 @@ def restore(settings: Settings, store: BlobStore, src: Path, *, force: bool = Fa
         if not got:
             raise BackupError("the search indexer of this data directory is busy: stop the server first")
         _restore_blobs(settings, store, src, manifest)
-        (_restore_sqlite if kind == "sqlite" else _restore_postgres)(settings, src, manifest)
+        (restore_sqlite if kind == "sqlite" else restore_postgres)(
+            settings, src / manifest.database.file, manifest.database.rows
+        )
         engine = make_engine(settings.sqlalchemy_url)
         try:
             with engine.connect() as conn:
-                rows = _inspect(conn)[0]
+                rows = inspect(conn)[0]
             if rows != manifest.database.rows:
                 raise BackupError("the restored database's row counts differ from the manifest")
             migrations.upgrade(engine)

@@ -330,8 +330,8 @@ def backup(dest: Annotated[Path, typer.Argument(help="A new or empty directory")
     safe while the server runs. It holds everything, password and token hashes included: keep it
     as protected as the server (it is written readable by its owner only). Exit status 2: written,
     but some stored files were missing or damaged (listed)."""
-    from api.backup import BackupError
     from api.backup import backup as run_backup
+    from api.backup_database import BackupError
     from storage import make_store
 
     settings = Settings()
@@ -364,8 +364,8 @@ def restore(
     """Restore a backup into the configured database and blob store, then migrate to the newest
     schema and rebuild the search index. Every SHA-256 is checked before anything changes.
     Stop the server using this database and data directory first."""
-    from api.backup import BackupError
     from api.backup import restore as run_restore
+    from api.backup_database import BackupError
     from storage import make_store
 
     settings = Settings()

@@ -22,7 +22,7 @@ from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Field, Session, SQLModel, col, select
 
 import api.models  # noqa: F401  (sets the constraint naming convention before these tables)
-from api.db import UTCDateTime, utcnow
+from api.db import UTCDateTime, insert_many, utcnow
 
 # Deleted records stay in the feed this long; a device offline for longer resyncs from scratch.
 TOMBSTONE_RETENTION = timedelta(days=90)
@@ -84,12 +84,16 @@ def record_change(
     version: int,
     deleted: bool = False,
     user_id: uuid.UUID | None = None,
+    new: bool = False,
 ) -> None:
-    """Note that a record changed; written to the log when this transaction commits."""
+    """Note that a record changed; written to the log when this transaction commits. ``new``: the
+    record was inserted in this transaction and its kind is never hard-deleted, so the log holds no
+    earlier row of it to replace (a push of a thousand creates skips looking)."""
     pending: dict[tuple[str, str], dict[str, Any]] = session.info.setdefault(_PENDING, {})
     key = (type.value, str(entity_id))
-    pending.pop(key, None)  # the latest change of a record is the one that counts, in the order made
+    earlier = pending.pop(key, None)  # the latest change of a record counts, in the order made
     pending[key] = {
+        "new": new and (earlier is None or earlier["new"]),
         "type": type.value,
         "entity_id": str(entity_id),
         "stint_id": stint_id,
@@ -142,15 +146,19 @@ def _write_pending(session: Session) -> None:
     if connection.dialect.name == "postgresql":
         # Held until COMMIT has become visible: seq order is commit order.
         connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_ADVISORY_LOCK)))
-    rows = list(pending.values())
     by_type: dict[str, list[str]] = {}
-    for row in rows:
-        by_type.setdefault(row["type"], []).append(row["entity_id"])
+    for row in pending.values():
+        if not row["new"]:
+            by_type.setdefault(row["type"], []).append(row["entity_id"])
     table = SyncChange.__table__  # type: ignore[attr-defined]
     for type_, ids in by_type.items():
         connection.execute(sa.delete(table).where(table.c.type == type_, table.c.entity_id.in_(ids)))
     now = utcnow()
-    connection.execute(sa.insert(table), [{**row, "changed_at": now} for row in rows])
+    rows = [
+        {key: value for key, value in row.items() if key != "new"} | {"changed_at": now}
+        for row in pending.values()
+    ]
+    insert_many(session, table, rows)
 
 
 def _forget_pending(session: Session, transaction: SessionTransaction) -> None:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from api.changelog import ChangeType, record_change
-from api.db import utcnow
+from api.db import insert_many, utcnow
 from api.errors import Invalid
 from api.logday import log_day
 from api.models import Hypothesis, Observation, ObservationHypothesis, ObservationKind, ObservationTag, Stint
@@ -115,19 +115,20 @@ def insert_observations(session: Session, items: Sequence[NewObservation]) -> No
     are. Links must have been checked (:func:`check_links`)."""
     if not items:
         return
-    session.execute(sa.insert(Observation.__table__), [item.values for item in items])  # type: ignore[attr-defined]
+    insert_many(session, Observation.__table__, [item.values for item in items])  # type: ignore[attr-defined]
     tags = [{"observation_id": item.id, "tag": tag} for item in items for tag in item.tags]
-    if tags:
-        session.execute(sa.insert(ObservationTag.__table__), tags)  # type: ignore[attr-defined]
+    insert_many(session, ObservationTag.__table__, tags)  # type: ignore[attr-defined]
     links = [
         {"observation_id": item.id, "hypothesis_id": link.hypothesis_id, "stance": link.stance.value}
         for item in items
         for link in item.links
     ]
-    if links:
-        session.execute(sa.insert(ObservationHypothesis.__table__), links)  # type: ignore[attr-defined]
+    insert_many(session, ObservationHypothesis.__table__, links)  # type: ignore[attr-defined]
     for item in items:
-        record_change(session, ChangeType.observation, item.id, stint_id=item.values["stint_id"], version=1)
+        # new: observations are only ever tombstoned, so an id just inserted has no earlier log row.
+        record_change(
+            session, ChangeType.observation, item.id, stint_id=item.values["stint_id"], version=1, new=True
+        )
         record_index_task(session, "observation", item.id)
 
 

@@ -29,7 +29,7 @@ import api.models  # noqa: F401  (sets the constraint naming convention before t
 from api import idempotency
 from api.auth import CurrentUser
 from api.changelog import pending_mark, pending_restore, purge_tombstones
-from api.db import SessionDep, UTCDateTime, utcnow
+from api.db import SessionDep, UTCDateTime, insert_many, utcnow
 from api.errors import AppError, Invalid, responses
 from api.models import User
 from api.sync_batch import Batch, FieldChange, OpIn, OpType, Outcome, invalid
@@ -228,8 +228,7 @@ def _run(
             else:
                 records.append(record)
     batch.flush()
-    if records:
-        session.execute(sa.insert(_SYNC_OP), records)
+    insert_many(session, _SYNC_OP, records)
     return results
 
 

@@ -105,7 +105,7 @@ def claim(
     if row.endpoint != endpoint or row.request_hash != request_hash:
         session.rollback()
         raise Invalid(
-            "This Idempotency-Key was already used for another request; use a new key for a new batch.",
+            "This Idempotency-Key was already used for another request; use a new key for each new request.",
             code="idempotency_key_reused",
         )
     if row.status_code is not None and row.response is not None:

@@ -5,17 +5,19 @@ The token (256 bits from the OS CSPRNG) is shown once; only its SHA-256 is store
 redacted: chosen insights only, no speaker or researcher names, photos only as metadata-free previews
 and only when asked for, nothing of other stints, no action plan."""
 
+import contextlib
 import secrets
 import uuid
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+import sqlalchemy as sa
+from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
-from api import security
-from api.access import StintManager, stint_access
+from api import idempotency, security
+from api.access import StintAccess, StintManager, stint_access
 from api.auth import CurrentUser
 from api.db import SessionDep, utcnow
 from api.debrief_models import ShareAccess, ShareInsight, ShareLink
@@ -77,16 +79,67 @@ def _out(session: Session, link: ShareLink) -> ShareOut:
     )
 
 
+_CREATE = "POST /api/stints/{stint_id}/shares"
+
+
 @router.post(
     "/api/stints/{stint_id}/shares",
     response_model=ShareCreated,
     status_code=201,
-    responses=responses(401, 403, 404, 422),
+    responses={
+        **responses(400, 401, 403, 404, 409, 422),
+        200: {
+            "model": ShareCreated,
+            "description": "A retry (same Idempotency-Key): the same link, a new token",
+        },
+    },
 )
 def create_share(
-    body: ShareCreate, request: Request, response: Response, session: SessionDep, access: StintManager
+    body: ShareCreate,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    access: StintManager,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key", description="Optional: the same value on a retry makes no second link"
+        ),
+    ] = None,
 ) -> ShareCreated:
-    """A manager makes a read-only link to the debrief. The token is in this answer only: copy it now."""
+    """A manager makes a read-only link to the debrief. The token is in this answer only: copy it now.
+
+    With an Idempotency-Key, a retry whose first answer was lost makes no second link: it answers
+    200 with the same link and a new token (only the token's hash is kept, so the first one cannot
+    be shown again; it stops working)."""
+    key = None if idempotency_key is None else idempotency.check_key(idempotency_key)
+    if key is not None:
+        request_hash = idempotency.fingerprint(
+            {"stint_id": str(access.stint.id), **body.model_dump(mode="json")}
+        )
+        stored = idempotency.claim(session, access.user.id, key, _CREATE, request_hash)
+        if stored is not None:
+            link = session.get(ShareLink, uuid.UUID(stored.body["share_id"]))
+            if link is None:  # the stint's links are never deleted; this is only a safeguard
+                raise NotFound("No such share link.", code="share_not_found")
+            token = _new_token(session, link)
+            response.status_code = 200
+            response.headers["Idempotent-Replayed"] = "true"
+            return _created(request, response, session, link, token)
+    try:
+        link, token = _create(session, access, body)
+        if key is not None:
+            idempotency.complete(session, access.user.id, key, 201, {"share_id": str(link.id)})
+        session.commit()
+    except BaseException:
+        if key is not None:
+            with contextlib.suppress(sa.exc.SQLAlchemyError):  # the claim then times out on its own
+                idempotency.release(session, access.user.id, key)
+        raise
+    return _created(request, response, session, link, token)
+
+
+def _create(session: Session, access: StintAccess, body: ShareCreate) -> tuple[ShareLink, str]:
     live = {i.id: i for i in stint_insights(session, access.stint.id)}
     if body.insight_ids is None:
         chosen = [o.id for o in insights_out(session, list(live.values())) if not o.draft]
@@ -109,7 +162,20 @@ def create_share(
     session.add(link)
     session.flush()
     session.add_all(ShareInsight(share_id=link.id, insight_id=i) for i in chosen)
+    return link, token
+
+
+def _new_token(session: Session, link: ShareLink) -> str:
+    token = security.new_token()
+    link.token_hash = security.token_digest(token)
+    session.add(link)
     session.commit()
+    return token
+
+
+def _created(
+    request: Request, response: Response, session: Session, link: ShareLink, token: str
+) -> ShareCreated:
     response.headers["Cache-Control"] = "no-store"
     response.headers["Location"] = f"/api/shares/{link.id}"
     base = str(request.base_url).rstrip("/")

@@ -103,6 +103,42 @@ def test_token_is_256_random_bits_shown_once_and_hashed_at_rest(client, db, shar
     assert a["token"] not in listed.text and "token" not in listed.json()[0]
 
 
+def test_a_retry_with_the_same_idempotency_key_makes_no_second_link(client, shared):
+    url = f"/api/stints/{shared['sid']}/shares"
+    headers = {**shared["manager"].headers, "Idempotency-Key": "share-2026-03-27-a"}
+    body = {"insight_ids": [shared["chosen"]["id"]], "expires_in_days": 7, "label": "给客户的汇报"}
+    first = client.post(url, json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    # The answer was lost on the way: the phone retries with the same key and body.
+    again = client.post(url, json=body, headers=headers)
+    assert again.status_code == 200, again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.headers["cache-control"] == "no-store"
+    a, b = first.json(), again.json()
+    assert b["id"] == a["id"] and b["expires_at"] == a["expires_at"] and b["insight_ids"] == a["insight_ids"]
+    assert b["token"] != a["token"]  # only the hash is kept: the retry gets a new token, the old one stops
+    assert client.get(b["url"]).status_code == 200
+    assert client.get(a["url"]).status_code == 404
+    listed = client.get(url, headers=shared["manager"].headers).json()
+    assert [s["id"] for s in listed] == [a["id"]]
+    # The same key for another request is refused; a bad key is a 400; no key still works.
+    other = client.post(url, json={**body, "expires_in_days": 8}, headers=headers)
+    assert other.status_code == 422 and other.json()["error"]["code"] == "idempotency_key_reused"
+    bad = client.post(url, json=body, headers={**headers, "Idempotency-Key": " "})
+    assert bad.status_code == 400
+    assert client.post(url, json=body, headers=shared["manager"].headers).status_code == 201
+    assert len(client.get(url, headers=shared["manager"].headers).json()) == 2
+
+
+def test_a_failed_create_frees_its_idempotency_key(client, shared):
+    url = f"/api/stints/{shared['sid']}/shares"
+    headers = {**shared["manager"].headers, "Idempotency-Key": "share-unknown-insight"}
+    body = {"insight_ids": [str(uuid.uuid4())]}
+    assert client.post(url, json=body, headers=headers).status_code == 422
+    assert client.post(url, json=body, headers=headers).status_code == 422  # not 409: the key was freed
+    assert client.get(url, headers=shared["manager"].headers).json() == []
+
+
 def r_headers_no_store(response) -> bool:
     return response.status_code == 201 and response.headers["cache-control"] == "no-store"
 

@@ -601,10 +601,15 @@ async function sharesPanel() {
   const form = h('form', {}, h('div', { class: 'row' }, field(t('expiresDays'), days),
     h('label', { class: 'check' }, photos, ' ', t('includePhotos'))),
   h('button', { type: 'submit', class: 'primary' }, t('createShare')));
+  // One Idempotency-Key per link being made: pressing again after a lost answer makes no second link.
+  let attempt = null;
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
+    const body = { expires_in_days: Number(days.value), include_photos: photos.checked };
+    if (!attempt || attempt.body !== JSON.stringify(body)) attempt = { body: JSON.stringify(body), key: uuid() };
     try {
-      const s = await api(`/api/stints/${app.stint.id}/shares`, { method: 'POST', body: { expires_in_days: Number(days.value), include_photos: photos.checked } });
+      const s = await api(`/api/stints/${app.stint.id}/shares`, { method: 'POST', body, headers: { 'Idempotency-Key': attempt.key } });
+      attempt = null;
       const url = new URL(s.url, location.href).href;
       const out = h('input', { readonly: true, value: url, 'aria-label': t('shares') });
       clear(created).append(h('div', { class: 'row' }, out, button(t('copy'), async () => {

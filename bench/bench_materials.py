@@ -32,6 +32,9 @@ def _wav(path: Path, size: int) -> None:
         step = 2**20 // 4
         for start in range(0, size // 4, step):
             f.write(array("I", range(start, min(start + step, size // 4))).tobytes())
+        # On disk before anything is timed: the copy must not share the disk with this file's writeback.
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _copy_seconds(src: Path, dest: Path) -> float:

@@ -127,13 +127,18 @@ def observations_out(session: Session, rows: Sequence[Observation]) -> list[Obse
         ):
             links[obs_id].append(HypothesisLink(hypothesis_id=hypothesis_id, stance=Stance(stance)))
         names = user_names(session, {o.author_id for o in rows})
-    return [
-        ObservationOut(
-            **o.model_dump(exclude={"deleted_at", "create_hash"}),
-            author_name=names.get(o.author_id, ""),
-            tags=sorted(tags[o.id]),
-            hypothesis_links=sorted(links[o.id], key=lambda link: str(link.hypothesis_id)),
-            deleted=o.deleted_at is not None,
-        )
-        for o in rows
-    ]
+    return [observation_out(o, names.get(o.author_id, ""), tags[o.id], links[o.id]) for o in rows]
+
+
+def observation_out(
+    obs: Observation, author_name: str, tags: Sequence[str], links: Sequence[HypothesisLink]
+) -> ObservationOut:
+    """One observation's answer from its row, tags, links and author's name, in the order the
+    database read gives them (see :func:`observations_out`)."""
+    return ObservationOut(
+        **obs.model_dump(exclude={"deleted_at", "create_hash"}),
+        author_name=author_name,
+        tags=sorted(tags),
+        hypothesis_links=sorted(links, key=lambda link: str(link.hypothesis_id)),
+        deleted=obs.deleted_at is not None,
+    )

@@ -50,6 +50,10 @@ def _tags(values: list[str]) -> list[str]:
 Tags = Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=100), AfterValidator(_tags)]
 
 
+# json.dumps with these options builds a new encoder per call; the stored fingerprints stay the same.
+_FINGERPRINT_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
+
+
 def fingerprint(body: dict[str, Any]) -> str:
     """SHA-256 of a request body in canonical JSON: a retry of the same create is recognised by it."""
-    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    return hashlib.sha256(_FINGERPRINT_JSON.encode(body).encode()).hexdigest()

@@ -52,10 +52,14 @@ class StoredAnswer:
     body: Any
 
 
+# Built once: json.dumps with options other than the defaults builds a new encoder per call.
+CANONICAL_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def fingerprint(payload: Any) -> str:
     """The same JSON body whatever its key order or spacing."""
-    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(CANONICAL_JSON.encode(payload).encode()).hexdigest()
 
 
 def check_key(key: str | None) -> str:
@@ -127,7 +131,7 @@ def claim(
 
 def complete(session: Session, user_id: uuid.UUID, key: str, status_code: int, body: Any) -> str:
     """Store the answer in the caller's transaction, the one holding the work; returns it as JSON."""
-    encoded = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    encoded = _COMPACT_JSON.encode(body)
     session.execute(
         sa.update(IdempotencyKey)
         .where(col(IdempotencyKey.user_id) == user_id, col(IdempotencyKey.key) == key)

@@ -11,7 +11,6 @@ op by op, each in its own savepoint."""
 
 import contextlib
 import hashlib
-import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -98,7 +97,7 @@ class PushOut(BaseModel):
 
 def _canonical(raw: Any) -> str:
     """An op as canonical JSON (keys sorted, no spaces): the same op whatever its key order."""
-    return json.dumps(raw, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return idempotency.CANONICAL_JSON.encode(raw)
 
 
 def _sha256(text: str) -> str:

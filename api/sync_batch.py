@@ -70,6 +70,14 @@ class Batch:
     _access: dict[uuid.UUID, StintAccess | None] = field(default_factory=dict)
     _hypotheses: dict[uuid.UUID, set[uuid.UUID]] = field(default_factory=dict)
     _creates: dict[uuid.UUID, NewObservation] = field(default_factory=dict)
+    _stint_ids: dict[str, uuid.UUID] = field(default_factory=dict)
+
+    def stint_id(self, raw: object) -> uuid.UUID:
+        """The stint an op names (a batch's ops mostly name the same one: parsed once)."""
+        text = str(raw)
+        if (found := self._stint_ids.get(text)) is None:
+            found = self._stint_ids[text] = uuid_of(text, "a stint")
+        return found
 
     def preload(self, ids: set[uuid.UUID]) -> None:
         ids = ids - self.observations.keys()

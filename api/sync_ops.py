@@ -76,7 +76,7 @@ def observation_upsert(b: Batch, op: OpIn) -> Outcome:
             )
         if stint_raw is None:
             raise Invalid("data.stint_id: a new observation names its stint.", code="validation_error")
-        stint_id = uuid_of(str(stint_raw), "a stint")
+        stint_id = b.stint_id(stint_raw)
         body = validate(ObservationCreate, data)
         access = b.access(stint_id)
         access.require(Role.researcher)

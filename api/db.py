@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import Depends, Request
 from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 
 
@@ -52,7 +53,7 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def insert_many(session: Session, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+def insert_many(session: OrmSession, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """INSERT rows (mappings with the same keys, covering every column with a Python-side default)
     in one executemany, in the session's transaction.
 

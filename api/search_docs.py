@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Field, Session, SQLModel
 
-from api.db import UTCDateTime, utcnow
+from api.db import UTCDateTime, insert_many, utcnow
 
 
 class SearchTask(SQLModel, table=True):
@@ -145,8 +145,9 @@ def _write_pending(session: OrmSession) -> None:
     if not pending:
         return
     now = utcnow()
-    session.execute(
-        sa.insert(SearchTask.__table__),  # type: ignore[attr-defined]
+    insert_many(
+        session,
+        SearchTask.__table__,  # type: ignore[attr-defined]
         [{"doc_type": doc_type, "doc_id": doc_id, "created_at": now} for doc_type, doc_id in pending],
     )
 

@@ -9,10 +9,12 @@ A route added without a row (or a row without a column) fails ``test_every_route
 import base64
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from api.config import Settings
 from api.main import create_app
 from tests.conftest import PASSWORD, STINT
 from tests.material_files import photo
@@ -346,6 +348,13 @@ def test_every_route_has_a_row(settings):
     assert set(MATRIX) - routes == set(), "the matrix names routes that no longer exist"
     incomplete = {route for route, (_, expected) in MATRIX.items() if set(expected) != set(COLUMNS)}
     assert incomplete == set(), f"every row needs exactly the columns {COLUMNS}"
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    # No OCR: each of the ~460 cases uploads a photo, and reading its text (test_materials tests it)
+    # added a quarter to the matrix's time in CI.
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, ocr=False)
 
 
 def _context(client, t: dict[str, Any], person, caller: Any) -> Ctx:

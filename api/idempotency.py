@@ -10,9 +10,11 @@ was committed. A claim whose worker died is taken over after ``CLAIM_TIMEOUT``, 
 releases every unfinished claim before its workers start (a killed server's retries go through at
 once instead of answering 409 for the timeout)."""
 
+import contextlib
 import hashlib
 import json
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -142,6 +144,19 @@ def complete(session: Session, user_id: uuid.UUID, key: str, status_code: int, b
         )
     )
     return encoded
+
+
+@contextlib.contextmanager
+def released_on_failure(session: Session, user_id: uuid.UUID, key: str | None) -> Iterator[None]:
+    """Around a claimed request's work: if it fails, free the key so a retry runs at once (if even
+    that fails, the claim times out on its own). ``key`` None: the request had no key."""
+    try:
+        yield
+    except BaseException:
+        if key is not None:
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                release(session, user_id, key)
+        raise
 
 
 def release(session: Session, user_id: uuid.UUID, key: str) -> None:

@@ -5,13 +5,11 @@ The token (256 bits from the OS CSPRNG) is shown once; only its SHA-256 is store
 redacted: chosen insights only, no speaker or researcher names, photos only as metadata-free previews
 and only when asked for, nothing of other stints, no action plan."""
 
-import contextlib
 import secrets
 import uuid
 from datetime import datetime, timedelta
 from typing import Annotated
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
@@ -126,16 +124,11 @@ def create_share(
             response.status_code = 200
             response.headers["Idempotent-Replayed"] = "true"
             return _created(request, response, session, link, token)
-    try:
+    with idempotency.released_on_failure(session, access.user.id, key):
         link, token = _create(session, access, body)
         if key is not None:
             idempotency.complete(session, access.user.id, key, 201, {"share_id": str(link.id)})
         session.commit()
-    except BaseException:
-        if key is not None:
-            with contextlib.suppress(sa.exc.SQLAlchemyError):  # the claim then times out on its own
-                idempotency.release(session, access.user.id, key)
-        raise
     return _created(request, response, session, link, token)
 
 

@@ -311,14 +311,10 @@ def push(
         return JSONResponse(
             stored.body, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"}
         )
-    try:
+    with idempotency.released_on_failure(session, user.id, key):
         answer = {"results": run_batch(session, user, body.ops, op_hashes)}
         encoded = idempotency.complete(session, user.id, key, 200, answer)
         session.commit()
-    except BaseException:
-        with contextlib.suppress(sa.exc.SQLAlchemyError):  # the claim then times out on its own
-            idempotency.release(session, user.id, key)
-        raise
     _housekeeping(session)
     return Response(encoded, media_type="application/json")  # encoded once, for the store and the wire
 

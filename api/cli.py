@@ -83,7 +83,7 @@ def serve(
     _remove_temp_files()
     os.environ.setdefault("FIELDBOOK_LOG_JSON", "1")  # inherited by every worker process
     uvicorn.run(
-        "api.main:create_app",
+        "api.main:serve_app",
         factory=True,
         host=host,
         port=port,

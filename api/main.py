@@ -1,5 +1,6 @@
 """The FastAPI application: routers, error handlers, middleware, the PWA."""
 
+import gc
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -106,4 +107,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     frontend = settings.frontend_dir or FRONTEND_DIR
     if frontend.is_dir():
         app.mount("/", StaticFiles(directory=frontend, html=True), name="frontend")
+    return app
+
+
+def serve_app() -> FastAPI:
+    """The app as ``fieldbook serve`` runs it, once per worker process.
+
+    What exists once the app is built (modules, the ORM's and pydantic's schemas: ~170,000 objects)
+    lives as long as the process. Frozen, the garbage collector's full passes skip it; otherwise each
+    one walks all of it with the GIL held, stalling every request of the worker for ~70 ms (measured
+    after ``create_app``; a 1,000-op sync push met one every third push)."""
+    app = create_app()
+    gc.collect()
+    gc.freeze()
     return app

@@ -104,3 +104,21 @@ def test_demo_loads_a_realistic_stint_for_the_first_admin(settings, client, pers
     assert len(actions if isinstance(actions, list) else actions["items"]) == 3
     # The demo's own sessions were closed again.
     assert run(["demo", "--owner", "nobody@example.com"], settings).returncode == 1
+
+
+def test_served_app_keeps_its_startup_objects_out_of_the_collector(tmp_path: Path):
+    """`fieldbook serve` builds each worker's app with api.main:serve_app, which freezes what exists
+    then (otherwise every full collection walks it, stalling the worker). In a child process: a
+    freeze here would outlive this test."""
+    env = {**os.environ, "FIELDBOOK_DATA_DIR": str(tmp_path / "served")}
+    env.pop("FIELDBOOK_DATABASE_URL", None)
+    code = (
+        "import gc; from api.main import serve_app; app = serve_app(); "
+        "print(gc.get_freeze_count(), len(gc.get_objects()), type(app).__name__)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    frozen, tracked, kind = r.stdout.split()
+    assert kind == "FastAPI"
+    assert int(frozen) > 50_000  # the modules and schemas (~170,000 objects)
+    assert int(tracked) < int(frozen) // 100  # left for the collector: what requests create

@@ -36,6 +36,9 @@ def test_utc_datetime_on_sqlite_is_sqlalchemys_text(value: datetime) -> None:
         ours(value.replace(tzinfo=None))
 
 
+RECEIVED = datetime(2026, 3, 2, 9, 0, 0, 250, tzinfo=UTC)
+
+
 def _observation(stint_id: uuid.UUID, author_id: uuid.UUID, n: int) -> dict[str, object]:
     at = datetime(2026, 3, 2, 15, 50, n, 1000 * n if n % 2 else 0, tzinfo=SHANGHAI)
     return {
@@ -49,7 +52,8 @@ def _observation(stint_id: uuid.UUID, author_id: uuid.UUID, n: int) -> dict[str,
         "speaker_name": None,
         "dimension": None,
         "observed_at": at,
-        "received_at": at + timedelta(hours=1),
+        # One moment for every row, as a push stamps them, given in two time zones: converted once.
+        "received_at": RECEIVED if n % 2 else RECEIVED.astimezone(SHANGHAI),
         "updated_at": at + timedelta(hours=1),
         "day": date(2026, 3, 2),
         "version": 1,

@@ -1,6 +1,8 @@
 """Engine and session: one place that knows how we talk to SQLite and PostgreSQL."""
 
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -68,26 +70,49 @@ def insert_many(session: OrmSession, table: sa.Table, rows: Sequence[Mapping[str
     if dialect.name != "sqlite":
         session.execute(sa.insert(table), list(rows))
         return
-    keys = list(rows[0])
-    compiled = sa.insert(table).compile(dialect=dialect, column_keys=keys)
-    order = compiled.positiontup or []
-    if missing := [k for k in order if k not in rows[0]]:
-        raise ValueError(f"insert_many into {table.name}: no value for {missing}")
+    statement = _sqlite_insert(table, tuple(rows[0]), dialect)
     columns = []  # converted column by column: map and zip loop in C, not per value in Python
-    for key in order:
+    for key, convert, repeats in statement.columns:
         values = [row[key] for row in rows]
-        column_type = table.c[key].type
-        convert = column_type.dialect_impl(dialect).bind_processor(dialect)
         if convert is None:
             columns.append(values)
-        elif isinstance(column_type, (sa.DateTime, UTCDateTime)):
+        elif repeats:
             # Times repeat (a push stamps its rows with one "now") and cost ~1 us each to format.
             once = {value: convert(value) for value in set(values)}
             columns.append(list(map(once.__getitem__, values)))
         else:
             columns.append(list(map(convert, values)))
     params = list(zip(*columns, strict=True))
-    connection.exec_driver_sql(compiled.string, params)
+    connection.exec_driver_sql(statement.sql, params)
+
+
+@dataclass(frozen=True)
+class _SqliteInsert:
+    sql: str
+    columns: list[tuple[str, Callable[[Any], Any] | None, bool]]  # key, converter, values repeat
+
+
+# Compiling an INSERT costs ~60-130 us, each time: a capture request makes four.
+_SQLITE_INSERTS: weakref.WeakKeyDictionary[Dialect, dict[tuple[sa.Table, tuple[str, ...]], _SqliteInsert]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _sqlite_insert(table: sa.Table, keys: tuple[str, ...], dialect: Dialect) -> _SqliteInsert:
+    known = _SQLITE_INSERTS.setdefault(dialect, {})
+    if (found := known.get((table, keys))) is not None:
+        return found
+    compiled = sa.insert(table).compile(dialect=dialect, column_keys=list(keys))
+    order = compiled.positiontup or []
+    if missing := [k for k in order if k not in keys]:
+        raise ValueError(f"insert_many into {table.name}: no value for {missing}")
+    columns: list[tuple[str, Callable[[Any], Any] | None, bool]] = []
+    for key in order:
+        column_type = table.c[key].type
+        convert = column_type.dialect_impl(dialect).bind_processor(dialect)
+        columns.append((key, convert, isinstance(column_type, (sa.DateTime, UTCDateTime))))
+    known[(table, keys)] = found = _SqliteInsert(compiled.string, columns)
+    return found
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

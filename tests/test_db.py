@@ -118,3 +118,36 @@ def test_insert_many_needs_every_defaulted_column(tmp_path: Path) -> None:
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT id, n FROM counted ORDER BY id").all() == [(1, 7), (2, 8)]
     engine.dispose()
+
+
+def test_insert_many_statements_follow_the_rows_keys(tmp_path: Path) -> None:
+    """Statements are kept per table and set of keys: rows with a column more, or in another order,
+    get their own."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    metadata = sa.MetaData()
+    table = sa.Table(
+        "noted",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("note", sa.String, nullable=True),
+        sa.Column("at", UTCDateTime, nullable=True),
+    )
+    metadata.create_all(engine)
+    at = datetime(2026, 3, 2, 23, 50, tzinfo=SHANGHAI)
+    with Session(engine) as session:
+        insert_many(session, table, [{"id": 1}])
+        insert_many(session, table, [{"id": 2, "note": "白板照片"}])
+        insert_many(
+            session, table, [{"note": "手写单据", "id": 3, "at": at}, {"note": None, "id": 4, "at": None}]
+        )
+        insert_many(session, table, [{"at": at, "id": 5}])
+        session.commit()
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(table).order_by(table.c.id)).all() == [
+            (1, None, None),
+            (2, "白板照片", None),
+            (3, "手写单据", at.astimezone(UTC)),
+            (4, None, None),
+            (5, None, at.astimezone(UTC)),
+        ]
+    engine.dispose()

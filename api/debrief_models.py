@@ -1,5 +1,6 @@
 """Tables of the debrief (复盘): themes, insights and their evidence, the improvement action plan
-with its history, and share links. The schema changes only through ``alembic/versions/0005_debrief.py``."""
+with its history, and share links. The schema changes only through migrations
+(``alembic/versions/0005_debrief.py``, ``0006_share_access_what.py``)."""
 
 import uuid
 from datetime import date, datetime
@@ -168,7 +169,17 @@ class ShareInsight(SQLModel, table=True):
     insight_id: uuid.UUID = Field(foreign_key="insight.id", primary_key=True, ondelete="CASCADE")
 
 
+class AccessKind(StrEnum):
+    """What a share link's reader opened."""
+
+    debrief = "debrief"  # the debrief: the page /s/{token} or its JSON /api/public/{token}
+    photo = "photo"  # one photo of a shared insight: /api/public/{token}/materials/{material_id}
+
+
 class ShareAccess(SQLModel, table=True):
+    """One answer a share link gave a reader: when, hashed IP address, user agent, what was opened.
+    Since ``0006_share_access_what.py``; rows from before it are all debrief views."""
+
     __tablename__ = "share_access"
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -176,6 +187,15 @@ class ShareAccess(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow, sa_column=_utc())
     ip_hash: str = Field(max_length=64)
     user_agent: str = Field(default="", max_length=300)
+    kind: str = Field(
+        default=AccessKind.debrief.value,
+        max_length=16,
+        sa_column_kwargs={"server_default": AccessKind.debrief.value},
+    )
+    # The photo served (kind photo), else None. No foreign key, like insight_evidence.material_id:
+    # materials live in another area's table and are tombstoned, never deleted (only with their
+    # stint, which takes its share links and this log along).
+    material_id: uuid.UUID | None = None
 
 
 class PublicThrottle(SQLModel, table=True):

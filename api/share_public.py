@@ -1,7 +1,10 @@
 """The public side of share links: ``/s/{token}`` (a page) and ``/api/public/{token}`` (JSON), without
 signing in. Unknown, expired and revoked tokens get one and the same 404; every answer is rate limited
-per client address and carries no-store / no-referrer / noindex headers. Every access is logged
-(time, IP address hashed with the link's own salt, user agent) and counted.
+per client address and carries no-store / no-referrer / noindex headers. Every debrief view (page or
+JSON) and every photo served is logged: time, IP address hashed with the link's own salt, user agent,
+and what was opened (``debrief``, or ``photo`` with its material id). The link's ``access_count`` and
+``last_accessed_at`` count debrief views only, not the photos a view then loads: a reader opening a
+page with five photos is one view (and those photo fetches do not all update the link's row).
 
 What a link shows is redacted: chosen insights only, no speaker or researcher names, photos only as
 metadata-free previews and only when asked for, nothing of other stints, no action plan."""
@@ -23,7 +26,7 @@ from api.config import Settings
 from api.db import WriteSessionDep, utcnow
 from api.debrief import Coverage, Debrief, StintSummary, coverage
 from api.debrief_media import PREVIEW_TYPE, material_previews, preview_bytes
-from api.debrief_models import Insight, PublicThrottle, ShareAccess, ShareInsight, ShareLink
+from api.debrief_models import AccessKind, Insight, PublicThrottle, ShareAccess, ShareInsight, ShareLink
 from api.debrief_page import STYLE_HASH, pick_language, render, text_for
 from api.errors import ErrorResponse, error_body
 from api.ingest import StoreDep
@@ -144,15 +147,25 @@ def _resolve(session: Session, token: str) -> ShareLink | None:
     return link
 
 
-def _record_access(session: Session, link: ShareLink, request: Request) -> None:
+def _record_access(
+    session: Session, link: ShareLink, request: Request, material_id: uuid.UUID | None = None
+) -> None:
+    """Log one answer and commit. A debrief view (no ``material_id``) also counts as a view of the
+    link (``access_count``, ``last_accessed_at``); a photo is logged only."""
     ip_hash = hashlib.sha256(f"{link.ip_salt}:{_client_ip(request)}".encode()).hexdigest()
     agent = request.headers.get("user-agent", "")[:300].replace("\x00", "")
-    session.add(ShareAccess(share_id=link.id, ip_hash=ip_hash, user_agent=agent))
-    session.execute(
-        sa.update(ShareLink)
-        .where(col(ShareLink.id) == link.id)
-        .values(access_count=col(ShareLink.access_count) + 1, last_accessed_at=utcnow())
+    kind = AccessKind.debrief if material_id is None else AccessKind.photo
+    session.add(
+        ShareAccess(
+            share_id=link.id, ip_hash=ip_hash, user_agent=agent, kind=kind.value, material_id=material_id
+        )
     )
+    if kind is AccessKind.debrief:
+        session.execute(
+            sa.update(ShareLink)
+            .where(col(ShareLink.id) == link.id)
+            .values(access_count=col(ShareLink.access_count) + 1, last_accessed_at=utcnow())
+        )
     session.commit()
 
 
@@ -248,7 +261,7 @@ def public_debrief(
     session: WriteSessionDep,
     lang: Annotated[str | None, Query(max_length=10)] = None,
 ) -> Response:
-    """The shared debrief as JSON, without signing in."""
+    """The shared debrief as JSON, without signing in. Logged as a `debrief` access and counted."""
     gate = _gate(request, session, token)
     if isinstance(gate, JSONResponse):
         return gate
@@ -281,7 +294,8 @@ def public_page(
     session: WriteSessionDep,
     lang: Annotated[str | None, Query(max_length=10)] = None,
 ) -> Response:
-    """The shared debrief as a mobile-friendly page in the reader's language (zh-CN or English)."""
+    """The shared debrief as a mobile-friendly page in the reader's language (zh-CN or English).
+    Logged as a `debrief` access and counted."""
     language = pick_language(request.headers.get("accept-language"), lang)
     gate = _gate(request, session, token)
     if isinstance(gate, JSONResponse):
@@ -317,7 +331,10 @@ def public_page(
 def public_material(
     token: str, material_id: uuid.UUID, request: Request, session: WriteSessionDep, store: StoreDep
 ) -> Response:
-    """A photo of a shared insight, re-encoded without any metadata; only if the link includes photos."""
+    """A photo of a shared insight, re-encoded without any metadata; only if the link includes photos.
+
+    Each photo served (200) is logged in the link's access log as a `photo` access with its material
+    id; a 404 or 429 is not. Photos do not count as views of the link (`access_count`)."""
     gate = _gate(request, session, token, image=True)
     if isinstance(gate, JSONResponse):
         return gate
@@ -325,8 +342,10 @@ def public_material(
         e.material_id for i in redacted_debrief(session, gate).insights for e in i.evidence if e.material_id
     }
     info = material_previews(session, {material_id}).get(material_id) if material_id in shown else None
-    session.close()  # nothing more to read: do not hold the database while the bytes go out
+    session.close()  # do not hold the database (SQLite: its write lock) while the blob is read
     data = preview_bytes(store, info) if info is not None and info.stint_id == gate.stint_id else None
     if data is None:
         return _public_error(404, "share_not_found", _NOT_FOUND)
+    _record_access(session, gate, request, material_id)  # a short transaction of its own, committed
+    session.close()  # nothing more to write: do not hold the database while the bytes go out
     return Response(data, media_type=PREVIEW_TYPE, headers=PUBLIC_HEADERS)

@@ -18,7 +18,7 @@ from api import idempotency, security
 from api.access import StintAccess, StintManager, stint_access
 from api.auth import CurrentUser
 from api.db import SessionDep, utcnow
-from api.debrief_models import ShareAccess, ShareInsight, ShareLink
+from api.debrief_models import AccessKind, ShareAccess, ShareInsight, ShareLink
 from api.errors import Invalid, NotFound, responses
 from api.fields import Text
 from api.insight_views import insights_out, stint_insights
@@ -52,8 +52,8 @@ class ShareOut(BaseModel):
     expires_at: datetime
     revoked_at: datetime | None
     active: bool
-    access_count: int
-    last_accessed_at: datetime | None
+    access_count: int = Field(description="Views of the debrief (page or JSON); photos are not counted")
+    last_accessed_at: datetime | None = Field(description="The last view of the debrief")
 
 
 class ShareCreated(ShareOut):
@@ -63,8 +63,13 @@ class ShareCreated(ShareOut):
 
 class AccessOut(BaseModel):
     at: datetime
-    ip_hash: str
+    ip_hash: str = Field(description="SHA-256 of the reader's IP address, salted per link")
     user_agent: str
+    kind: AccessKind = Field(
+        description="What was opened: `debrief` (the page /s/{token} or its JSON) or `photo` (one photo "
+        "of a shared insight)"
+    )
+    material_id: uuid.UUID | None = Field(description="The photo's material id (kind `photo`), else null")
 
 
 def _out(session: Session, link: ShareLink) -> ShareOut:
@@ -205,7 +210,9 @@ def list_accesses(
     user: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[ShareAccess]:
-    """Who opened the link, newest first: time, hashed IP address, user agent."""
+    """Who opened the link, newest first: time, hashed IP address, user agent, and what was opened:
+    `debrief` (the page or its JSON; these are the link's `access_count`) or `photo` with the photo's
+    `material_id` (each photo served; not counted in `access_count`). Managers of the stint only."""
     link = _load(session, share_id, user)
     return list(
         session.exec(

@@ -466,6 +466,7 @@ def test_debrief_insights_and_share_links(server: LiveServer, browser: Any, stin
     views.wait_for()
     views.click()
     page.wait_for_selector(".accesses li")
+    assert "复盘" in page.locator(".accesses li.access-debrief").inner_text()  # what was opened
     _fits_phone(page)
     page.screenshot(path=str(SHOTS / "12-debrief-shares.png"), full_page=True)
     page.get_by_role("button", name="撤销").click()

@@ -9,8 +9,9 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
+from api import migrations
 from api.config import Settings
-from api.db import utcnow
+from api.db import make_engine, utcnow
 from api.debrief_models import ShareAccess, ShareLink
 from tests.material_files import assert_no_metadata, photo
 
@@ -244,6 +245,8 @@ def test_every_access_is_logged_and_counted(client, db, shared):
     assert listed[0]["access_count"] == 2 and listed[0]["last_accessed_at"]
     log = client.get(f"/api/shares/{link['id']}/accesses", headers=shared["manager"].headers).json()
     assert [a["user_agent"] for a in log] == ["Mozilla/5.0", "WeChat/8.0 iPhone"]
+    # The page and the JSON are the same debrief: both are logged as a view of it.
+    assert [(a["kind"], a["material_id"]) for a in log] == [("debrief", None), ("debrief", None)]
     assert all(len(a["ip_hash"]) == 64 and a["ip_hash"] != "testclient" for a in log)
     assert len({a["ip_hash"] for a in log}) == 1  # same client, same hash
     hashes = [r.ip_hash for r in db.exec(select(ShareAccess)).all()]
@@ -353,3 +356,102 @@ def test_photos_are_shown_only_when_asked_and_without_any_metadata(client, share
     # A link that does not include the photo's insight does not serve it either.
     other = _share(client, shared, include_photos=True)
     assert client.get(f"/api/public/{other['token']}/materials/{material['id']}").status_code == 404
+
+
+def _accesses(client, t, link):
+    r = client.get(f"/api/shares/{link['id']}/accesses", headers=t["manager"].headers)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _views(client, t, link):
+    listed = client.get(f"/api/stints/{t['sid']}/shares", headers=t["manager"].headers).json()
+    return next(s["access_count"] for s in listed if s["id"] == link["id"])
+
+
+def test_photos_served_are_in_the_access_log_not_in_the_view_count(client, db, shared):
+    material, insight = _photo_insight(client, shared)
+    link = _share(client, shared, include_photos=True, insight_ids=[insight["id"]])
+    data = client.get(f"/api/public/{link['token']}", headers={"User-Agent": "Mozilla/5.0 (iPhone)"}).json()
+    [image_url] = [e["image_url"] for e in data["insights"][0]["evidence"] if e["image_url"]]
+    for _ in range(2):  # the page, then a reload: each photo served is logged
+        r = client.get(image_url, headers={"User-Agent": "Mozilla/5.0 (iPhone)"})
+        assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    log = _accesses(client, shared, link)
+    assert [(a["kind"], a["material_id"]) for a in log] == [
+        ("photo", material["id"]),
+        ("photo", material["id"]),
+        ("debrief", None),
+    ]
+    assert {a["user_agent"] for a in log} == {"Mozilla/5.0 (iPhone)"}
+    assert len({a["ip_hash"] for a in log}) == 1  # the same reader, as in the debrief view
+    # access_count stays the number of debrief views: a page with photos is one view.
+    assert _views(client, shared, link) == 1
+    rows = db.exec(select(ShareAccess).where(ShareAccess.share_id == uuid.UUID(link["id"]))).all()
+    db.rollback()
+    assert sorted(r.kind for r in rows) == ["debrief", "photo", "photo"]
+    assert {r.material_id for r in rows if r.kind == "photo"} == {uuid.UUID(material["id"])}
+
+    # Only managers read the log.
+    for who, status in (("viewer", 403), ("researcher", 403), ("outsider", 404)):
+        r = client.get(f"/api/shares/{link['id']}/accesses", headers=shared[who].headers)
+        assert r.status_code == status, who
+
+
+def test_photos_not_served_are_not_logged(client, shared):
+    material, insight = _photo_insight(client, shared)
+    with_photos = _share(client, shared, include_photos=True, insight_ids=[insight["id"]])
+    without = _share(client, shared, include_photos=False, insight_ids=[insight["id"]])
+    other = _share(client, shared, include_photos=True)  # does not show the photo's insight
+    misses = [
+        f"/api/public/{with_photos['token']}/materials/{uuid.uuid4()}",  # not in the link
+        f"/api/public/{without['token']}/materials/{material['id']}",  # photos not included
+        f"/api/public/{other['token']}/materials/{material['id']}",  # insight not shared
+    ]
+    for url in misses:
+        assert client.get(url).status_code == 404, url
+    # A deleted photo is no longer served.
+    deleted_material, deleted_insight = _photo_insight(client, shared, caption="已删除")
+    deleted_link = _share(client, shared, include_photos=True, insight_ids=[deleted_insight["id"]])
+    r = client.delete(f"/api/materials/{deleted_material['id']}", headers=shared["researcher"].headers)
+    assert r.status_code == 204
+    assert (
+        client.get(f"/api/public/{deleted_link['token']}/materials/{deleted_material['id']}").status_code
+        == 404
+    )
+    # Revoked: the same 404, nothing logged.
+    assert (
+        client.delete(f"/api/shares/{with_photos['id']}", headers=shared["manager"].headers).status_code
+        == 204
+    )
+    assert client.get(f"/api/public/{with_photos['token']}/materials/{material['id']}").status_code == 404
+    for link in (with_photos, without, other, deleted_link):
+        assert _accesses(client, shared, link) == []
+        assert _views(client, shared, link) == 0
+
+
+def test_photos_refused_by_the_rate_limit_are_not_logged(client, shared):
+    material, insight = _photo_insight(client, shared)
+    link = _share(client, shared, include_photos=True, insight_ids=[insight["id"]])
+    url = f"/api/public/{link['token']}/materials/{material['id']}"
+    statuses = [client.get(url).status_code for _ in range(LIMIT * 10 + 1)]
+    assert statuses == [200] * (LIMIT * 10) + [429]
+    log = _accesses(client, shared, link)
+    assert len(log) == LIMIT * 10 and {a["kind"] for a in log} == {"photo"}
+    assert _views(client, shared, link) == 0
+
+
+def test_accesses_logged_before_the_kind_was_kept_read_as_debrief_views(client, shared, database_url):
+    """Migration 0006 adds kind with a server default: rows it finds were all debrief views."""
+    link = _share(client, shared)
+    assert client.get(f"/s/{link['token']}", headers={"User-Agent": "Old/1.0"}).status_code == 200
+    engine = make_engine(database_url)
+    try:
+        migrations.downgrade(engine, "0005")
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT user_agent FROM share_access").scalars().all() == ["Old/1.0"]
+        migrations.upgrade(engine, "head")
+    finally:
+        engine.dispose()
+    log = _accesses(client, shared, link)
+    assert [(a["kind"], a["material_id"], a["user_agent"]) for a in log] == [("debrief", None, "Old/1.0")]

@@ -591,7 +591,10 @@ async function sharesPanel() {
           h('div', { class: 'row buttons' },
             button(t('views', s.access_count), async () => {
               clear(views);
-              for (const a of await api(`/api/shares/${s.id}/accesses`)) views.append(h('li', {}, fmtTime(a.at), ' · ', a.user_agent));
+              // What was opened: the debrief (page or JSON) or a photo; nothing about which photo.
+              for (const a of await api(`/api/shares/${s.id}/accesses`)) {
+                views.append(h('li', { class: `access-${a.kind}` }, fmtTime(a.at), ' · ', t(`access_${a.kind}`), ' · ', a.user_agent));
+              }
             }),
             s.active ? button(t('revoke'), async () => { await api(`/api/shares/${s.id}`, { method: 'DELETE' }); refresh(); }, 'danger') : null),
           views));

@@ -3,6 +3,7 @@
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -100,39 +101,33 @@ def test_insert_many_stores_what_sqlalchemy_stores(client, person, app) -> None:
             assert obs.day == row["day"]
 
 
-def test_insert_many_needs_every_defaulted_column(tmp_path: Path) -> None:
+def _scratch_table(tmp_path: Path, *columns: sa.Column[Any]) -> tuple[sa.Engine, sa.Table]:
+    """A table of its own in a SQLite file of its own."""
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'x.db'}")
     metadata = sa.MetaData()
-    table = sa.Table(
-        "counted",
-        metadata,
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("n", sa.Integer, default=5),
-    )
+    table = sa.Table("scratch", metadata, sa.Column("id", sa.Integer, primary_key=True), *columns)
     metadata.create_all(engine)
+    return engine, table
+
+
+def test_insert_many_needs_every_defaulted_column(tmp_path: Path) -> None:
+    engine, table = _scratch_table(tmp_path, sa.Column("n", sa.Integer, default=5))
     with Session(engine) as session:
         with pytest.raises(ValueError, match="no value for"):
             insert_many(session, table, [{"id": 1}])
         insert_many(session, table, [{"id": 1, "n": 7}, {"id": 2, "n": 8}])
         session.commit()
     with engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT id, n FROM counted ORDER BY id").all() == [(1, 7), (2, 8)]
+        assert conn.exec_driver_sql("SELECT id, n FROM scratch ORDER BY id").all() == [(1, 7), (2, 8)]
     engine.dispose()
 
 
 def test_insert_many_statements_follow_the_rows_keys(tmp_path: Path) -> None:
     """Statements are kept per table and set of keys: rows with a column more, or in another order,
     get their own."""
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'x.db'}")
-    metadata = sa.MetaData()
-    table = sa.Table(
-        "noted",
-        metadata,
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("note", sa.String, nullable=True),
-        sa.Column("at", UTCDateTime, nullable=True),
+    engine, table = _scratch_table(
+        tmp_path, sa.Column("note", sa.String, nullable=True), sa.Column("at", UTCDateTime, nullable=True)
     )
-    metadata.create_all(engine)
     at = datetime(2026, 3, 2, 23, 50, tzinfo=SHANGHAI)
     with Session(engine) as session:
         insert_many(session, table, [{"id": 1}])

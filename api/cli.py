@@ -24,16 +24,26 @@ app.add_typer(user_app, name="user")
 console = Console(stderr=True)
 
 
-def _engine() -> sa.Engine:
+def _engine(*, migrated: bool = True) -> sa.Engine:
+    """The configured database; ``migrated``: one at this version's schema, or a clear exit (not a
+    traceback about a missing table) for commands run before ``fieldbook migrate``."""
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return make_engine(settings.sqlalchemy_url)
+    engine = make_engine(settings.sqlalchemy_url)
+    if migrated and not migrations.is_current(engine):
+        engine.dispose()
+        console.print(
+            "[red]The database is not at this version's schema: run `fieldbook migrate` first "
+            "(`fieldbook serve` and `make run` also do).[/red]"
+        )
+        raise typer.Exit(1)
+    return engine
 
 
 @app.command()
 def migrate() -> None:
     """Upgrade the configured database to the newest schema."""
-    engine = _engine()
+    engine = _engine(migrated=False)
     migrations.upgrade(engine)
     engine.dispose()
     console.print("[green]Database is at the newest schema.[/green]")
@@ -75,7 +85,7 @@ def serve(
     """Migrate to the newest schema, then serve the API and the app."""
     import uvicorn
 
-    engine = _engine()
+    engine = _engine(migrated=False)
     migrations.upgrade(engine)
     _welcome(engine, host, port)
     _release_claims(engine)
@@ -135,7 +145,7 @@ def demo(
     from api.demo import load_demo
 
     settings = Settings()
-    engine = _engine()
+    engine = _engine(migrated=False)
     migrations.upgrade(engine)
     with Session(engine) as session:
         if not owner:

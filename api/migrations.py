@@ -5,6 +5,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from alembic import command
 
@@ -32,3 +34,10 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
 def downgrade(engine: sa.Engine, revision: str = "base") -> None:
     with engine.begin() as connection:
         command.downgrade(alembic_config(connection), revision)
+
+
+def is_current(engine: sa.Engine) -> bool:
+    """Is the database at this code's newest schema (not empty, not older, not newer)?"""
+    with engine.connect() as connection:
+        have = set(MigrationContext.configure(connection).get_current_heads())
+    return have == set(ScriptDirectory.from_config(alembic_config()).get_heads())

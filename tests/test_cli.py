@@ -122,3 +122,28 @@ def test_served_app_keeps_its_startup_objects_out_of_the_collector(tmp_path: Pat
     assert kind == "FastAPI"
     assert int(frozen) > 50_000  # the modules and schemas (~170,000 objects)
     assert int(tracked) < int(frozen) // 100  # left for the collector: what requests create
+
+
+def test_commands_before_migrate_say_so_instead_of_a_traceback(tmp_path: Path):
+    env = {**os.environ, "FIELDBOOK_DATA_DIR": str(tmp_path / "new")}
+    env.pop("FIELDBOOK_DATABASE_URL", None)
+    for args, stdin in (
+        (["user", "add", "li@example.com"], "a good long password\n"),
+        (["user", "list"], ""),
+    ):
+        r = subprocess.run(
+            [*FIELDBOOK, *args], env=env, input=stdin, capture_output=True, text=True, timeout=60
+        )
+        assert r.returncode == 1, r.stderr
+        assert "fieldbook migrate" in r.stderr and "Traceback" not in r.stderr
+    migrated = subprocess.run([*FIELDBOOK, "migrate"], env=env, capture_output=True, text=True, timeout=60)
+    assert migrated.returncode == 0, migrated.stderr
+    added = subprocess.run(
+        [*FIELDBOOK, "user", "add", "li@example.com"],
+        env=env,
+        input="a good long password\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert added.returncode == 0, added.stderr

@@ -13,4 +13,10 @@ def valid_timezone(name: str) -> str:
 
 
 def log_day(moment: datetime, timezone: str) -> date:
-    return moment.astimezone(ZoneInfo(timezone)).date()
+    """The calendar day of ``moment`` in ``timezone``. An instant at the very edge of the calendar
+    (year 1 or 9999, stored before ``observed_at`` was range-checked) whose local time falls outside
+    it gets the calendar's first or last day: re-filing observations never fails on such a row."""
+    try:
+        return moment.astimezone(ZoneInfo(timezone)).date()
+    except OverflowError:
+        return date.min if moment.year < 5000 else date.max

@@ -2,11 +2,11 @@
 
 import uuid
 from collections.abc import Sequence
-from datetime import date, datetime
-from typing import Self
+from datetime import UTC, date, datetime
+from typing import Annotated, Self
 
 import sqlalchemy as sa
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, model_validator
 from sqlmodel import Session, col
 
 from api.fields import Tags, Text, fingerprint
@@ -23,6 +23,22 @@ from api.users import user_names
 MAX_TEXT = 10_000
 MAX_QUOTE = 2_000
 
+# The instants an observed_at may name. A technical range, not a plausibility check: every instant in
+# it has a day in any timezone (near year 1 or 9999 that arithmetic overflows), and a phone whose
+# clock was reset (1970, 2001) still gets its note saved, to be corrected by an edit, rather than
+# refused while offline; such a note shows on a day outside the stint.
+EARLIEST_OBSERVED = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_OBSERVED = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _in_range(moment: datetime) -> datetime:
+    if not EARLIEST_OBSERVED <= moment < LATEST_OBSERVED:
+        raise ValueError("observed_at must lie between 1900-01-01T00:00:00Z and 2200-01-01T00:00:00Z")
+    return moment
+
+
+ObservedAt = Annotated[AwareDatetime, AfterValidator(_in_range)]
+
 
 class HypothesisLink(BaseModel):
     model_config = {"extra": "forbid"}
@@ -35,8 +51,10 @@ class _ObservationFields(BaseModel):
     model_config = {"extra": "forbid"}
 
     kind: ObservationKind | None = None
-    observed_at: AwareDatetime | None = Field(
-        default=None, description="When the phone recorded it, with its UTC offset; kept as recorded"
+    observed_at: ObservedAt | None = Field(
+        default=None,
+        description="When the phone recorded it, with its UTC offset; kept as recorded. "
+        "From 1900-01-01T00:00:00Z up to (not including) 2200-01-01T00:00:00Z, else 422",
     )
     quote: Text(MAX_QUOTE) | None = None  # type: ignore[valid-type]
     speaker_role: Text(100) | None = Field(default=None, description="e.g. 调度员, finance, boss")  # type: ignore[valid-type]

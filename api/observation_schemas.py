@@ -11,6 +11,7 @@ from sqlmodel import Session, col
 
 from api.fields import Tags, Text, fingerprint
 from api.models import (
+    Hypothesis,
     Observation,
     ObservationDimension,
     ObservationHypothesis,
@@ -141,7 +142,10 @@ def observations_out(session: Session, rows: Sequence[Observation]) -> list[Obse
                 col(ObservationHypothesis.observation_id),
                 col(ObservationHypothesis.hypothesis_id),
                 col(ObservationHypothesis.stance),
-            ).where(col(ObservationHypothesis.observation_id).in_(ids))
+            )
+            # Links to deleted hypotheses are kept but not shown (see observation_writes.current_links).
+            .join(Hypothesis, col(Hypothesis.id) == col(ObservationHypothesis.hypothesis_id))
+            .where(col(ObservationHypothesis.observation_id).in_(ids), col(Hypothesis.deleted_at).is_(None))
         ):
             links[obs_id].append(HypothesisLink(hypothesis_id=hypothesis_id, stance=Stance(stance)))
         names = user_names(session, {o.author_id for o in rows})

@@ -15,7 +15,15 @@ from api.changelog import ChangeType, record_change
 from api.db import insert_many, utcnow
 from api.errors import Invalid
 from api.logday import log_day
-from api.models import Hypothesis, Observation, ObservationHypothesis, ObservationKind, ObservationTag, Stint
+from api.models import (
+    Hypothesis,
+    Observation,
+    ObservationHypothesis,
+    ObservationKind,
+    ObservationTag,
+    Stance,
+    Stint,
+)
 from api.observation_schemas import HypothesisLink, ObservationCreate, ObservationUpdate
 from api.search_docs import record_index_task
 
@@ -50,9 +58,52 @@ def check_links(links: Sequence[HypothesisLink], found: set[uuid.UUID]) -> None:
         )
 
 
-def _set_links(session: Session, obs: Observation, links: list[HypothesisLink]) -> None:
-    """Replace the links (checked beforehand with :func:`check_links`)."""
-    session.execute(sa.delete(ObservationHypothesis).where(ObservationHypothesis.observation_id == obs.id))  # type: ignore[arg-type]
+def usable_links(
+    session: Session, stint_id: uuid.UUID, links: Sequence[HypothesisLink], live: set[uuid.UUID]
+) -> list[HypothesisLink]:
+    """The links a write keeps: those to live hypotheses (``live``: at least those of ``links`` that
+    are, see :func:`live_hypotheses`). A link to a hypothesis of this stint that was deleted is left
+    out, not refused: a device that read or made it before it learned of the deletion is not stuck.
+    Invalid for any other hypothesis (another stint's, or none)."""
+    missing = {link.hypothesis_id for link in links} - live
+    if not missing:
+        return list(links)
+    deleted = set(
+        session.exec(
+            select(Hypothesis.id).where(
+                col(Hypothesis.id).in_(missing),
+                Hypothesis.stint_id == stint_id,
+                col(Hypothesis.deleted_at).is_not(None),
+            )
+        ).all()
+    )
+    check_links([link for link in links if link.hypothesis_id not in deleted], live)
+    return [link for link in links if link.hypothesis_id in live]
+
+
+def current_links(session: Session, obs: Observation) -> dict[uuid.UUID, HypothesisLink]:
+    """The observation's links to live hypotheses. Links to deleted hypotheses stay in the database,
+    unseen and untouched by edits (the evidence an observation gave stays on record)."""
+    rows = session.execute(
+        sa.select(col(ObservationHypothesis.hypothesis_id), col(ObservationHypothesis.stance))
+        .join(Hypothesis, col(Hypothesis.id) == col(ObservationHypothesis.hypothesis_id))
+        .where(col(ObservationHypothesis.observation_id) == obs.id, col(Hypothesis.deleted_at).is_(None))
+    )
+    return {hid: HypothesisLink(hypothesis_id=hid, stance=Stance(stance)) for hid, stance in rows}
+
+
+def _set_links(
+    session: Session, obs: Observation, before: dict[uuid.UUID, HypothesisLink], links: list[HypothesisLink]
+) -> None:
+    """Replace the links to live hypotheses (``before``, from :func:`current_links`) with ``links``
+    (from :func:`usable_links`); links to deleted hypotheses stay."""
+    if before:
+        session.execute(
+            sa.delete(ObservationHypothesis).where(
+                col(ObservationHypothesis.observation_id) == obs.id,
+                col(ObservationHypothesis.hypothesis_id).in_(before),
+            )
+        )
     session.add_all(
         ObservationHypothesis(
             observation_id=obs.id, hypothesis_id=link.hypothesis_id, stance=link.stance.value
@@ -112,7 +163,7 @@ def new_observation(
 
 def insert_observations(session: Session, items: Sequence[NewObservation]) -> None:
     """Insert new observations with their tags and links, a statement per table however many there
-    are. Links must have been checked (:func:`check_links`)."""
+    are. Links must have been checked (:func:`usable_links`)."""
     if not items:
         return
     insert_many(session, Observation.__table__, [item.values for item in items])  # type: ignore[attr-defined]
@@ -142,10 +193,17 @@ def same_create(existing: Observation, stint_id: uuid.UUID, author_id: uuid.UUID
 
 
 def apply_update(
-    session: Session, obs: Observation, timezone: str, body: ObservationUpdate, *, restore: bool = False
+    session: Session,
+    obs: Observation,
+    timezone: str,
+    body: ObservationUpdate,
+    *,
+    restore: bool = False,
+    live: set[uuid.UUID] | None = None,
 ) -> bool:
     """Apply an edit as the next version of ``obs`` (``restore``: and undelete it). False, with nothing
-    written, when someone else wrote a newer version first. Invalid for links outside the stint."""
+    written, when someone else wrote a newer version first. Invalid for links outside the stint
+    (``live``: the stint's live hypotheses, when the caller knows them)."""
     values = {
         field: value.value if isinstance(value, Enum) else value
         for field, value in body.model_dump(
@@ -157,14 +215,18 @@ def apply_update(
     if restore:
         values["deleted_at"] = None
     links = body.links()
+    before: dict[uuid.UUID, HypothesisLink] = {}
     if links is not None:
-        check_links(links, live_hypotheses(session, obs.stint_id, {link.hypothesis_id for link in links}))
+        wanted = {link.hypothesis_id for link in links}
+        found = live if live is not None else live_hypotheses(session, obs.stint_id, wanted)
+        links = usable_links(session, obs.stint_id, links, found)
+        before = current_links(session, obs)
     if not write_version(session, obs, values):
         return False
     if body.tags is not None:
         _set_tags(session, obs, body.tags)
     if links is not None:
-        _set_links(session, obs, links)
+        _set_links(session, obs, before, links)
     return True
 
 

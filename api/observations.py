@@ -44,11 +44,11 @@ from api.observation_schemas import (
 )
 from api.observation_writes import (
     apply_update,
-    check_links,
     insert_observations,
     live_hypotheses,
     new_observation,
     same_create,
+    usable_links,
     write_version,
 )
 
@@ -95,7 +95,12 @@ def create_observation(
     existing = session.get(Observation, obs_id)
     if existing is None:
         new = new_observation(access.stint, access.user.id, body, obs_id, utcnow())
-        check_links(new.links, live_hypotheses(session, access.stint.id, new.hypothesis_ids()))
+        new.links = usable_links(
+            session,
+            access.stint.id,
+            new.links,
+            live_hypotheses(session, access.stint.id, new.hypothesis_ids()),
+        )
         obs = new.row
         try:
             # On PostgreSQL the INSERT itself meets a concurrent create of the same id.

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
-from sqlmodel import select
 
 from api.access import StintAccess
 from api.changelog import ChangeType, logged_version
@@ -21,13 +20,14 @@ from api.errors import Forbidden, Gone, Invalid, NotFound
 from api.ingest import tombstone
 from api.material_tables import Material
 from api.materials import MaterialUpdate, changed_values, material_out, may_change, update_metadata
-from api.models import DailySummary, Observation, ObservationHypothesis, Role, Stance
+from api.models import DailySummary, Observation, Role, Stance
 from api.observation_schemas import HypothesisLink, ObservationCreate, ObservationUpdate, observations_out
 from api.observation_writes import (
     apply_update,
-    check_links,
+    current_links,
     new_observation,
     same_create,
+    usable_links,
     write_version,
 )
 from api.observations import may_edit
@@ -80,8 +80,9 @@ def observation_upsert(b: Batch, op: OpIn) -> Outcome:
         body = validate(ObservationCreate, data)
         access = b.access(stint_id)
         access.require(Role.researcher)
-        check_links(body.links() or [], b.hypotheses(stint_id))
-        b.create(new_observation(access.stint, b.user.id, body, obs_id, b.now))
+        new = new_observation(access.stint, b.user.id, body, obs_id, b.now)
+        new.links = usable_links(b.session, stint_id, new.links, b.hypotheses(stint_id))
+        b.create(new)
         return Outcome(status="applied", version=1)
     access = b.access(existing.stint_id)
     if stint_raw is not None and str(stint_raw) != str(existing.stint_id):
@@ -97,12 +98,10 @@ def observation_upsert(b: Batch, op: OpIn) -> Outcome:
     update = validate(ObservationUpdate, data)
     if op.base_version != existing.version:
         return _observation_conflict(b, existing, _mine(update))
-    links = update.links()
-    if links is not None:
-        check_links(links, b.hypotheses(existing.stint_id))
     # An edit against a deleted version resolves a delete conflict by keeping the record.
     restore = existing.deleted_at is not None
-    if not apply_update(b.session, existing, access.stint.timezone, update, restore=restore):
+    live = b.hypotheses(existing.stint_id)
+    if not apply_update(b.session, existing, access.stint.timezone, update, restore=restore, live=live):
         return _observation_conflict(b, existing, _mine(update))
     return Outcome(status="applied", version=existing.version)
 
@@ -142,19 +141,18 @@ def _link(b: Batch, op: OpIn, change: Callable[[dict[uuid.UUID, HypothesisLink],
     may_edit(access, existing)
     if existing.deleted_at is not None:
         raise Gone("This observation was deleted.", code="observation_deleted")
-    rows = b.session.exec(
-        select(ObservationHypothesis).where(ObservationHypothesis.observation_id == obs_id)
-    ).all()
-    links = {
-        r.hypothesis_id: HypothesisLink(hypothesis_id=r.hypothesis_id, stance=Stance(r.stance)) for r in rows
-    }
+    live = b.hypotheses(existing.stint_id)
+    target = HypothesisLink(hypothesis_id=link.hypothesis_id, stance=link.stance)
+    if not usable_links(b.session, existing.stint_id, [target], live):
+        # Its hypothesis was deleted: nothing to change (a link to it, if any, stays as it is).
+        return Outcome(status="applied", version=existing.version)
+    links = current_links(b.session, existing)
     before = dict(links)
     change(links, link)
     if links == before:
         return Outcome(status="applied", version=existing.version)
-    check_links(list(links.values()), b.hypotheses(existing.stint_id))
     update = ObservationUpdate(hypothesis_links=list(links.values()))
-    if not apply_update(b.session, existing, access.stint.timezone, update):
+    if not apply_update(b.session, existing, access.stint.timezone, update, live=live):
         return _observation_conflict(b, existing, link.model_dump(mode="json"))
     return Outcome(status="applied", version=existing.version)
 

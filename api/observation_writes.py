@@ -201,15 +201,16 @@ def apply_update(
     restore: bool = False,
     live: set[uuid.UUID] | None = None,
 ) -> bool:
-    """Apply an edit as the next version of ``obs`` (``restore``: and undelete it). False, with nothing
+    """Apply an edit as the next version of ``obs`` (``restore``: and undelete it). An edit that
+    changes nothing writes nothing: no new version, nothing in the change log. False, with nothing
     written, when someone else wrote a newer version first. Invalid for links outside the stint
     (``live``: the stint's live hypotheses, when the caller knows them)."""
-    values = {
-        field: value.value if isinstance(value, Enum) else value
-        for field, value in body.model_dump(
-            exclude_unset=True, exclude={"tags", "hypothesis_ids", "hypothesis_links"}
-        ).items()
-    }
+    values: dict[str, Any] = {}
+    sent = body.model_dump(exclude_unset=True, exclude={"tags", "hypothesis_ids", "hypothesis_links"})
+    for field, value in sent.items():
+        plain = value.value if isinstance(value, Enum) else value
+        if getattr(obs, field) != plain:  # observed_at: the same instant in another offset is no change
+            values[field] = plain
     if "observed_at" in values:
         values["day"] = log_day(values["observed_at"], timezone)
     if restore:
@@ -221,10 +222,19 @@ def apply_update(
         found = live if live is not None else live_hypotheses(session, obs.stint_id, wanted)
         links = usable_links(session, obs.stint_id, links, found)
         before = current_links(session, obs)
+        if {link.hypothesis_id: link for link in links} == before:
+            links = None
+    tags = body.tags
+    if tags is not None:
+        saved = session.exec(select(ObservationTag.tag).where(ObservationTag.observation_id == obs.id)).all()
+        if set(saved) == set(tags):
+            tags = None
+    if not values and tags is None and links is None:
+        return True  # nothing to change
     if not write_version(session, obs, values):
         return False
-    if body.tags is not None:
-        _set_tags(session, obs, body.tags)
+    if tags is not None:
+        _set_tags(session, obs, tags)
     if links is not None:
         _set_links(session, obs, before, links)
     return True

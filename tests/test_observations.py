@@ -289,3 +289,30 @@ def test_bad_bodies_are_422_never_500(client, stint_team):
         assert r.json()["error"]["code"] == "validation_error"
         assert r.json()["error"]["message"]
     assert client.get(f"/api/stints/{sid}/observations", headers=h).json()["items"] == []
+
+
+def test_an_edit_that_changes_nothing_writes_nothing(client, stint_team):
+    """`PATCH {}` (or values equal to the saved ones) answers the current version: no new version,
+    nothing in the sync feed, so no other device gets a needless conflict."""
+    t = stint_team
+    sid, h = t["stint"]["id"], t["researcher"].headers
+    hyp = client.post(f"/api/stints/{sid}/hypotheses", json={"statement": "排班靠经验"}, headers=h).json()
+    o = post(client, sid, h, **OBS, hypothesis_ids=[hyp["id"]]).json()
+    url = f"/api/observations/{o['id']}"
+    cursor = client.get("/api/sync/changes", headers=h).json()["cursor"]
+    for body in (
+        {},
+        {"tags": None},
+        {"text": OBS["text"], "kind": OBS["kind"]},
+        {"observed_at": "2026-03-03T01:15:00Z"},  # the same instant in another offset
+        {"tags": ["排班", "EXCEL"], "quote": OBS["quote"], "dimension": OBS["dimension"]},
+        {"hypothesis_links": o["hypothesis_links"]},
+    ):
+        r = client.patch(url, json=body, headers={**h, "If-Match": '"1"'})
+        assert r.status_code == 200, (body, r.text)
+        assert r.json() == o and r.headers["ETag"] == '"1"', body
+    assert client.get("/api/sync/changes", params={"since": cursor}, headers=h).json()["changes"] == []
+    r = client.patch(url, json={"tags": ["排班"]}, headers={**h, "If-Match": '"1"'})
+    assert r.status_code == 200 and r.json()["version"] == 2 and r.json()["tags"] == ["排班"]
+    changes = client.get("/api/sync/changes", params={"since": cursor}, headers=h).json()["changes"]
+    assert [(c["id"], c["version"]) for c in changes] == [(o["id"], 2)]

@@ -25,6 +25,10 @@ router = APIRouter(prefix="/api", tags=["materials"])
 
 MAX_FIELD_BYTES = 4000
 MAX_PARTS = 10
+# A caption is limited in characters, as PATCH /api/materials/{id} limits it. Its form field may take
+# up to 4 bytes a character (UTF-8), with room for whitespace trimmed around it.
+MAX_CAPTION = 2000
+MAX_CAPTION_BYTES = 4 * MAX_CAPTION + 1000
 UPLOAD_ANSWERS: dict[int | str, dict[str, object]] = {
     **responses(400, 401, 403, 404, 409, 410, 413, 422),
     200: {"model": MaterialOut, "description": "Already uploaded (same id, same bytes)"},
@@ -44,7 +48,7 @@ _FORM_SCHEMA = {
                     "file": {"type": "string", "format": "binary"},
                     "id": {"type": "string", "format": "uuid", "description": "Chosen by the client"},
                     "observation_id": {"type": "string", "format": "uuid"},
-                    "caption": {"type": "string", "maxLength": 2000},
+                    "caption": {"type": "string", "maxLength": MAX_CAPTION},
                 },
             }
         }
@@ -115,12 +119,30 @@ class _Form:
             self.file.write(memoryview(data)[start:end])
             return
         self._value += data[start:end]
-        if len(self._value) > MAX_FIELD_BYTES:
+        if self._name == "caption":
+            if len(self._value) > MAX_CAPTION_BYTES:
+                raise caption_too_long()
+        elif len(self._value) > MAX_FIELD_BYTES:
             raise BadRequest(f"The field {self._name!r} is too long.", code="field_too_long")
 
     def _part_end(self) -> None:
         if not self._is_file and self._name:
             self.fields[self._name] = self._value.decode("utf-8", "replace")
+
+
+def caption_too_long() -> Invalid:
+    return Invalid(
+        f"caption: at most {MAX_CAPTION} characters.", code="caption_too_long", details={"limit": MAX_CAPTION}
+    )
+
+
+def clean_caption(raw: str) -> str | None:
+    """An upload's caption (multipart or tus): no NUL, trimmed, empty means none; at most
+    ``MAX_CAPTION`` characters of any script, else Invalid ``caption_too_long``."""
+    caption = raw.replace("\x00", "").strip()
+    if len(caption) > MAX_CAPTION:
+        raise caption_too_long()
+    return caption or None
 
 
 def _uuid_field(fields: dict[str, str], name: str) -> uuid.UUID | None:
@@ -185,10 +207,7 @@ async def upload_material(
             raise BadRequest("The multipart body ended before its closing boundary.", code="bad_multipart")
         if not form.has_file:
             raise Invalid("The form has no `file` field.", code="no_file")
-        caption = form.fields.get("caption", "").strip().replace("\x00", "")
-        if len(caption) > 2000:
-            raise Invalid("caption: at most 2000 characters.", code="caption_too_long")
-        req = _request(access, form, caption or None)
+        req = _request(access, form, clean_caption(form.fields.get("caption", "")))
         staged = await run_in_threadpool(staging.finish)
     except MultipartParseError as exc:
         await run_in_threadpool(staging.abort)

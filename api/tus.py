@@ -24,6 +24,7 @@ from api.db import SessionDep, utcnow
 from api.errors import BadRequest, Conflict, Gone, Invalid, NotFound
 from api.ingest import StoreDep, display_name, staging_dir
 from api.material_tables import Upload
+from api.material_upload import clean_caption
 from api.models import Role, User
 from api.sniff import TooLarge, Unsupported, max_upload_bytes
 from api.spool import Spool
@@ -106,7 +107,7 @@ def create_upload(
     if stint_id is None:
         raise Invalid("Upload-Metadata needs stint_id.", code="bad_metadata")
     stint_access(session, stint_id, user).require(Role.researcher)
-    caption = meta.get("caption", "").replace("\x00", "").strip()[:2000] or None
+    caption = clean_caption(meta.get("caption", ""))
     now = utcnow()
     upload = Upload(
         stint_id=stint_id,

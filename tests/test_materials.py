@@ -413,3 +413,29 @@ def test_text_left_pending_by_a_crash_is_extracted_later(
     assert result.exit_code == 0, result.output
     got = client.get(f"/api/materials/{m.json()['id']}", headers=stint_team["researcher"].headers).json()
     assert got["text_status"] == "done" and "客户桌子上的信息" in got["extracted_text"]
+
+
+def test_caption_limit_counts_characters_not_bytes(client: TestClient, stint_team) -> None:
+    """Up to 2,000 characters of any script (as PATCH allows), more is 422 caption_too_long."""
+    stint, researcher = stint_team["stint"], stint_team["researcher"]
+    chinese = ("白板上写着本周的排班和异常件处理流程，" * 120)[:2000]  # 6,000 bytes in UTF-8
+    emoji = "📦" * 2000  # 8,000 bytes
+    for i, caption in enumerate((chinese, emoji, f"  {chinese}\n")):
+        r = upload(
+            client, stint["id"], researcher, photo(colour=("navy", "teal", "olive")[i]), caption=caption
+        )
+        assert r.status_code == 201, r.text[:300]
+        assert r.json()["caption"] == caption.strip()
+        patched = client.patch(
+            f"/api/materials/{r.json()['id']}",
+            json={"caption": caption.strip()},
+            headers={**researcher.headers, "If-Match": f'"{r.json()["version"]}"'},
+        )
+        assert patched.status_code == 200, patched.text[:300]
+    for caption in (chinese + "。", "x" * 2001, emoji + "📦", "长" * 20_000):
+        r = upload(client, stint["id"], researcher, photo(colour="maroon"), caption=caption)
+        assert r.status_code == 422, r.text[:300]
+        assert r.json()["error"]["code"] == "caption_too_long"
+    # Other text fields keep their small limit.
+    r = upload(client, stint["id"], researcher, photo(colour="maroon"), id="x" * 5000)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "field_too_long"

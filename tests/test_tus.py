@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session
+from sqlmodel import Session, select
 from tusclient.client import TusClient
 
 from api.config import Settings
@@ -418,3 +418,27 @@ def test_dropped_multipart_upload_leaves_nothing(server: Server, stint_team, set
     _wait_for(lambda: list(staging.iterdir()) == [])
     listed = httpx.get(f"{server.url}/api/stints/{stint['id']}/materials", headers=researcher.headers)
     assert listed.json()["items"] == []
+
+
+def test_caption_is_refused_above_2000_characters_not_truncated(client: TestClient, stint_team, db) -> None:
+    researcher, stint = stint_team["researcher"], stint_team["stint"]
+    data = photo(colour="teal")
+    h = tus_headers(researcher)
+    for caption in ("x" * 2000, ("叉车司机交接班记录，" * 200)[:1500], f" {'y' * 2000} "):
+        mid = str(uuid.uuid4())
+        r = create(client, researcher, stint["id"], len(data), filename="白板.jpg", id=mid, caption=caption)
+        assert r.status_code == 201, r.text
+        p = client.patch(
+            r.headers["location"], content=data, headers={**h, "Upload-Offset": "0", "Content-Type": OCTETS}
+        )
+        assert p.status_code == 204, p.text
+        assert (
+            client.get(f"/api/materials/{mid}", headers=researcher.headers).json()["caption"]
+            == caption.strip()
+        )
+    before = len(db.exec(select(Upload)).all())
+    for caption in ("x" * 2001, "长" * 1000 + "x" * 1001):
+        r = create(client, researcher, stint["id"], len(data), filename="白板.jpg", caption=caption)
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["code"] == "caption_too_long"
+    assert len(db.exec(select(Upload)).all()) == before  # nothing started

@@ -26,6 +26,7 @@ const zh = {
   sessions: '已登录的设备', thisDevice: '本设备', revokeDevice: '移除', language: '语言', account: '账户',
   sync: '同步', issues: '需要处理', conflict: '冲突', rejected: '被拒绝', server: '服务器版本', yours: '我的版本',
   keepMine: '保留我的', keepServer: '采用服务器的', retry: '重试', discard: '放弃', deletedOnServer: '已在服务器上删除',
+  tooLargeToSync: '内容太大，服务器无法接收，请缩短后重新记录',
   updateReady: '新版本已就绪。', reload: '刷新', offlineReady: '离线可用',
   moreFields: '原话、维度、标签', offlineSearch: '离线：在本设备上搜索', stance_supports: '支持', stance_refutes: '反驳', observedAt: '记录时间', daySummary: '当日小结', required: '必填', close: '关闭', loading: '加载中…', needOnline: '此功能需要联网。', error: '出错了',
 };
@@ -56,6 +57,7 @@ const en = {
   sessions: 'Signed-in devices', thisDevice: 'This device', revokeDevice: 'Sign out device', language: 'Language', account: 'Account',
   sync: 'Sync', issues: 'Needs you', conflict: 'Conflict', rejected: 'Rejected', server: 'Server version', yours: 'Your version',
   keepMine: 'Keep mine', keepServer: 'Use server version', retry: 'Retry', discard: 'Discard', deletedOnServer: 'Deleted on the server',
+  tooLargeToSync: 'Too large for the server to accept; shorten it and record it again',
   updateReady: 'A new version is ready.', reload: 'Reload', offlineReady: 'Works offline',
   moreFields: 'Quote, dimension, tags', offlineSearch: 'Offline: searching this device', stance_supports: 'Supports', stance_refutes: 'Refutes', observedAt: 'Recorded at', daySummary: 'Summary of the day', required: 'required', close: 'Close', loading: 'Loading…', needOnline: 'This needs a network connection.', error: 'Something went wrong',
 };

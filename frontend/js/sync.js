@@ -6,8 +6,18 @@ import * as db from './db.js';
 import { api, ApiError } from './api.js';
 import { upload as tusUpload } from './tus.js';
 import { uuid } from './dom.js';
+import { t } from './i18n.js';
 
+// A push carries at most BATCH ops and MAX_BYTES of JSON: the server refuses bodies over its limit
+// (413; 1 MB by default) and 200 pages of Chinese notes are more than that. A 413 halves the batch.
 const BATCH = 200;
+const MAX_BYTES = 512 * 1024;
+// A push on a slow site link takes a while: 30 s, plus a second per 4 KB it carries (512 KB: ~2.5 min).
+export const pushTimeout = (bytes) => 30000 + Math.ceil(bytes / 4096) * 1000;
+const PAGE_TIMEOUT = 60000; // a page of the changes feed (up to 500 records)
+const encoder = new TextEncoder();
+const sizeOf = (value) => encoder.encode(JSON.stringify(value)).length;
+const wire = ({ op_id, type, id, op, base_version, data }) => ({ op_id, type, id, op, base_version, data });
 const listeners = new Set();
 let userId = null;
 // Ops are tagged with the account that made them: another account signing in on this device never
@@ -231,17 +241,41 @@ export function sync(reason = 'manual') {
   return current;
 }
 
+// The next batch: the one in flight again (same ops, same Idempotency-Key, so the server replays its
+// answer if the first attempt got through), unless it had to be split; otherwise the oldest ops, one
+// per record (the next one may chain on its result), within the count and byte limits. The first op
+// always goes, so a batch is never empty.
+function nextBatch(outbox, inflight, cap, budget) {
+  if (inflight && !inflight.split) {
+    const byOpId = new Map(outbox.map((o) => [o.op_id, o]));
+    const again = inflight.ids.map((id) => byOpId.get(id));
+    if (again.length && again.every(Boolean)) return again;
+  }
+  const ops = [];
+  const ids = new Set();
+  let bytes = 11; // {"ops":[]}
+  for (const o of outbox) {
+    if (ids.has(o.id)) continue;
+    ids.add(o.id);
+    const size = sizeOf(wire(o)) + 1;
+    if (ops.length && (ops.length >= cap || bytes + size > budget)) break;
+    ops.push(o);
+    bytes += size;
+  }
+  return ops;
+}
+
 async function push() {
+  let budget = (await db.meta.get('pushBytes')) || MAX_BYTES;
+  let cap = BATCH;
   for (;;) {
-    const ops = [];
-    const ids = new Set();
-    for (const o of (await db.all('outbox')).filter(mine)) {
-      if (ids.has(o.id)) continue; // one op per record and push: the next one may chain on its result
-      ids.add(o.id);
-      ops.push(o);
-      if (ops.length >= BATCH) break;
+    const outbox = (await db.all('outbox')).filter(mine);
+    if (!outbox.length) {
+      if (budget !== MAX_BYTES) await db.del('meta', 'pushBytes'); // the backlog is gone: full size next time
+      return;
     }
-    if (!ops.length) return;
+    let inflight = await db.meta.get('inflight');
+    const ops = nextBatch(outbox, inflight, cap, budget);
     for (const o of ops) {
       if (!o.chain) continue;
       const rec = await db.get('records', `${o.type === 'daily_summary' || o.type === 'material' ? o.type : 'observation'}:${o.id}`);
@@ -249,16 +283,44 @@ async function push() {
       o.chain = false;
       await db.put('outbox', o);
     }
-    // The same batch is retried with the same Idempotency-Key until an answer arrives.
+    // The same batch is retried with the same Idempotency-Key until an answer arrives; a smaller
+    // batch made from it is another request, with a key of its own.
     const opIds = ops.map((o) => o.op_id);
-    let inflight = await db.meta.get('inflight');
     if (!inflight || inflight.ids.join() !== opIds.join()) {
       inflight = { key: uuid(), ids: opIds };
       await db.meta.set('inflight', inflight);
     }
     await db.write(['outbox'], (tx) => { for (const o of ops) if (!o.sent) tx.put('outbox', { ...o, sent: true }); });
-    const body = { ops: ops.map(({ op_id, type, id, op, base_version, data }) => ({ op_id, type, id, op, base_version, data })) };
-    const answer = await api('/api/sync/push', { method: 'POST', body, headers: { 'Idempotency-Key': inflight.key } });
+    const body = { ops: ops.map(wire) };
+    const bytes = sizeOf(body);
+    const timeout = pushTimeout(bytes);
+    const started = Date.now();
+    let answer;
+    try {
+      answer = await api('/api/sync/push', { method: 'POST', body, headers: { 'Idempotency-Key': inflight.key }, timeout });
+    } catch (e) {
+      if (e.status === 413 && ops.length > 1) {
+        // Refused unread (so not kept under its key): send the first half, as a new request.
+        cap = Math.max(1, Math.floor(ops.length / 2));
+        budget = Math.min(budget, Math.max(1024, Math.floor(bytes / 2)));
+        await db.meta.set('pushBytes', budget);
+        await db.del('meta', 'inflight');
+        continue;
+      }
+      if (e.status === 413) {
+        // One op too large on its own: it goes to "needs you" instead of blocking everything after it.
+        await tooLarge(ops[0], e);
+        continue;
+      }
+      if (e.status === 0 && Date.now() - started >= timeout - 1000) {
+        // Timed out: the link is too slow for this much. Next time a smaller batch goes (a new key;
+        // ops the server applied meanwhile answer "duplicate", by op_id).
+        await db.meta.set('inflight', { ...inflight, split: true });
+        if (ops.length > 1) await db.meta.set('pushBytes', Math.min(budget, Math.max(1024, Math.floor(bytes / 2))));
+      }
+      throw e;
+    }
+    cap = BATCH;
     const results = answer.results || [];
     const have = new Map();
     for (const op of ops) {
@@ -283,6 +345,17 @@ async function push() {
     });
     await emit();
   }
+}
+
+async function tooLarge(op, e) {
+  const text = (op.data && (op.data.text || op.data.summary || op.data.caption)) || '';
+  const message = t('tooLargeToSync') + (text ? ` 「${text.slice(0, 30)}${text.length > 30 ? '…' : ''}」` : '');
+  await db.write(['outbox', 'issues', 'meta'], (tx) => {
+    tx.put('issues', { op_id: op.op_id, status: 'rejected', op, error: { status: 413, code: e.code || 'payload_too_large', message }, at: Date.now() });
+    tx.del('outbox', op.seq);
+    tx.del('meta', 'inflight');
+  });
+  await emit();
 }
 
 // A just-applied create or edit, kept as the local server copy until the changes feed brings the real one.
@@ -338,7 +411,7 @@ async function pull() {
   for (let guard = 0; guard < 1000; guard++) {
     let page;
     try {
-      page = await api('/api/sync/changes' + (since ? `?since=${encodeURIComponent(since)}` : ''));
+      page = await api('/api/sync/changes' + (since ? `?since=${encodeURIComponent(since)}` : ''), { timeout: PAGE_TIMEOUT });
     } catch (e) {
       if (e.status === 410) {
         // Our cursor is older than the tombstones the server keeps: start over.
@@ -376,7 +449,7 @@ export async function issues() { return db.all('issues'); }
 export async function keepMine(issue) {
   const op = issue.op;
   const data = op.op === 'delete' ? null : { ...(op.base_version === null ? op.data : issue.mine || op.data) };
-  if (data) { delete data.id; delete data.stint_id; }
+  if (data) delete data.id; // stint_id stays: a create retried needs it (an edit may repeat it)
   await db.write(['outbox', 'issues'], (tx) => {
     tx.put('outbox', { op_id: uuid(), user_id: userId, type: op.type, id: op.id, op: op.op, base_version: issue.version ?? (issue.current && issue.current.version) ?? null, data, created: Date.now() });
     tx.del('issues', issue.op_id);

@@ -112,6 +112,66 @@ def _phone(server: LiveServer, browser: Any) -> tuple[Any, Any]:
     return ctx, page
 
 
+def _idb_meta(page: Any, key: str) -> Any:
+    return page.evaluate(
+        """(key) => new Promise(done => { const q = indexedDB.open('fieldbook'); q.onsuccess = () => {
+             const g = q.result.transaction('meta').objectStore('meta').get(key); g.onsuccess = () => done(g.result ?? null); }; })""",
+        key,
+    )
+
+
+def _timeline(page: Any, server: LiveServer, stint_id: str) -> list[str]:
+    page.goto(server.url + "/#/stints")
+    page.locator(f"button.stint[data-id='{stint_id}']").click()
+    page.wait_for_selector("form.capture, main[data-route=capture]")
+    page.goto(server.url + "/#/timeline")
+    page.wait_for_selector("main[data-route=timeline] section.view")
+    return page.locator("main[data-route=timeline] li.obs p.text").all_inner_texts()
+
+
+def test_a_stint_shared_later_brings_its_older_records(server: LiveServer, browser: Any) -> None:
+    """The researcher's phone has synced past stint C's records when the manager adds them to C (and
+    later removes them and adds them again): the next sync pulls C from the start, on its own, and the
+    timeline shows what was written there before; the phone's own cursor never goes back."""
+    home = _new_stint(server, "华东物流调度驻场")
+    later = _new_stint(server, "华南仓储驻场", researcher=False)
+    older = ["仓库早班七点交接，纸质交接单", "叉车调度靠对讲机喊号", "月底盘点要停仓一天"]
+    for text in older:
+        _observe(server, later["id"], later["manager"], text)
+    _observe(server, home["id"], home["researcher"], "调度员在白板上排第二天的车")  # the cursor passes C
+
+    ctx, page = _phone(server, browser)
+    _sync_now(page)
+    cursor = int(_idb_meta(page, "cursor"))
+    assert page.locator(f"button.stint[data-id='{later['id']}']").count() == 0
+
+    _add(server, later["id"], later["manager"])
+    _sync_now(page)
+    assert int(_idb_meta(page, "cursor")) >= cursor  # the main cursor did not go back
+    assert sorted(_timeline(page, server, later["id"])) == sorted(older)
+    assert _idb_meta(page, "backfill") == {}  # done, nothing left to pull
+    _fits_phone(page)
+
+    # The researcher writes there too; then is removed (the phone drops the stint) and added again.
+    _observe(server, later["id"], later["researcher"], "调度员说旺季要加两个夜班")
+    _sync_now(page)
+    me = server.api("GET", "/api/me", later["researcher"]).json()
+    r = server.api("DELETE", f"/api/stints/{later['id']}/members/{me['id']}", later["manager"])
+    assert r.status_code == 204, r.text
+    _sync_now(page)
+    records = page.evaluate(
+        """(id) => new Promise(done => { const q = indexedDB.open('fieldbook'); q.onsuccess = () => {
+             const g = q.result.transaction('records').objectStore('records').index('stint').count(id);
+             g.onsuccess = () => done(g.result); }; })""",
+        later["id"],
+    )
+    assert records == 0
+    _add(server, later["id"], later["manager"])
+    _sync_now(page)
+    assert sorted(_timeline(page, server, later["id"])) == sorted([*older, "调度员说旺季要加两个夜班"])
+    ctx.close()
+
+
 def _pushes(page: Any) -> list[dict[str, Any]]:
     """Every push the page sends, in order: its Idempotency-Key, op ids, body size and the answer's
     status (None: no answer reached the page)."""

@@ -406,38 +406,86 @@ async function uploads() {
   }
 }
 
+// The changes feed from this device's cursor. A stint shared with this user later (or again, after
+// a removal dropped its records) comes as a stint_access change only: its older records sit below
+// the cursor. Such a stint is noted in meta "backfill" in the same write that moves the cursor past
+// it, and pulled from the start on its own (?stint_id=, with its own cursor), so the main cursor
+// never goes back and an interrupted backfill carries on in the next run.
 async function pull() {
   let since = await db.meta.get('cursor');
-  for (let guard = 0; guard < 1000; guard++) {
+  let backfill = since ? (await db.meta.get('backfill')) || {} : {}; // a pull from the start has them all
+  let shared = false;
+  // From the start, the first page is read as a member of every stint it shows: those need no
+  // backfill. A stint granted while the later pages were read may have records below them.
+  let seenFirst = since ? null : new Set();
+  try {
+    for (let guard = 0; guard < 1000; guard++) {
+      let page;
+      try {
+        page = await api('/api/sync/changes' + (since ? `?since=${encodeURIComponent(since)}` : ''), { timeout: PAGE_TIMEOUT });
+      } catch (e) {
+        if (e.status === 410) {
+          // Our cursor is older than the tombstones the server keeps: start over.
+          await db.write(['records', 'meta'], (tx) => { tx.clear('records'); tx.del('meta', 'cursor'); tx.del('meta', 'backfill'); });
+          since = null;
+          backfill = {};
+          seenFirst = new Set();
+          continue;
+        }
+        throw e;
+      }
+      if (seenFirst && !since) for (const c of page.changes) seenFirst.add(c.stint_id);
+      const dropped = new Set();
+      for (const c of page.changes) {
+        if (c.type !== 'stint_access') continue;
+        shared = true;
+        if (c.deleted) { dropped.add(c.stint_id); delete backfill[c.stint_id]; } else if (!(seenFirst && seenFirst.has(c.stint_id))) backfill[c.stint_id] = { since: null };
+      }
+      await db.write(['records', 'meta'], (tx) => {
+        writeChanges(tx, page.changes);
+        tx.put('meta', page.cursor, 'cursor');
+        tx.put('meta', backfill, 'backfill');
+      });
+      for (const stintId of dropped) {
+        const rows = await db.all('records', 'stint', stintId);
+        await db.write(['records'], (tx) => { for (const r of rows) tx.del('records', r.key); });
+      }
+      since = page.cursor;
+      if (!page.has_more) break;
+    }
+    for (const stintId of Object.keys(backfill)) await pullStint(stintId, backfill);
+  } finally {
+    if (shared) window.dispatchEvent(new CustomEvent('fieldbook:stints'));
+  }
+}
+
+function writeChanges(tx, changes) {
+  for (const c of changes) {
+    if (c.type === 'stint_access') continue; // handled by the caller
+    const key = `${c.type}:${c.id}`;
+    if (c.deleted) tx.del('records', key);
+    else tx.put('records', { key, type: c.type, stint_id: c.stint_id, data: c.data, version: c.version });
+  }
+}
+
+// One stint's changes from the start, page by page; its place is kept in backfill[stintId].since.
+async function pullStint(stintId, backfill) {
+  for (let guard = 0; guard < 1000 && backfill[stintId]; guard++) {
+    const { since } = backfill[stintId];
     let page;
     try {
-      page = await api('/api/sync/changes' + (since ? `?since=${encodeURIComponent(since)}` : ''), { timeout: PAGE_TIMEOUT });
+      page = await api(`/api/sync/changes?stint_id=${encodeURIComponent(stintId)}` + (since ? `&since=${encodeURIComponent(since)}` : ''), { timeout: PAGE_TIMEOUT });
     } catch (e) {
-      if (e.status === 410) {
-        // Our cursor is older than the tombstones the server keeps: start over.
-        await db.write(['records', 'meta'], (tx) => { tx.clear('records'); tx.del('meta', 'cursor'); });
-        since = null;
-        continue;
-      }
+      if (e.status === 404) { delete backfill[stintId]; await db.meta.set('backfill', backfill); return; } // no longer a member
+      if (e.status === 410) { backfill[stintId] = { since: null }; continue; }
       throw e;
     }
+    if (page.has_more) backfill[stintId] = { since: page.cursor };
+    else delete backfill[stintId];
     await db.write(['records', 'meta'], (tx) => {
-      for (const c of page.changes) {
-        if (c.type === 'stint_access') continue; // handled below
-        const key = `${c.type}:${c.id}`;
-        if (c.deleted) tx.del('records', key);
-        else tx.put('records', { key, type: c.type, stint_id: c.stint_id, data: c.data, version: c.version });
-      }
-      tx.put('meta', page.cursor, 'cursor');
+      writeChanges(tx, page.changes);
+      tx.put('meta', backfill, 'backfill');
     });
-    const dropped = page.changes.filter((c) => c.type === 'stint_access' && c.deleted).map((c) => c.stint_id);
-    for (const stintId of dropped) {
-      const rows = await db.all('records', 'stint', stintId);
-      await db.write(['records'], (tx) => { for (const r of rows) tx.del('records', r.key); });
-    }
-    if (page.changes.some((c) => c.type === 'stint_access')) window.dispatchEvent(new CustomEvent('fieldbook:stints'));
-    since = page.cursor;
-    if (!page.has_more) break;
   }
 }
 

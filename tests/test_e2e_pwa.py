@@ -212,7 +212,8 @@ def test_offline_capture_sync_search_approve(server: LiveServer, browser: Any, s
             page.get_by_label("说话人角色").fill("调度员")
             page.locator(".seg", has_text="客户的言行").click()
             page.get_by_label(re.compile("^标签")).fill("排班, Excel")
-            page.get_by_label("关联假设").select_option(label="✗ 调度员愿意放弃Excel排班")
+            page.locator("form.capture details.links summary", has_text="关联假设").click()
+            page.get_by_label("调度员愿意放弃Excel排班").select_option(label="✗ 反驳")
         if i == 4:
             page.set_input_files(
                 "#photo-input", files=[{"name": "白板.jpg", "mimeType": "image/jpeg", "buffer": _photo()}]

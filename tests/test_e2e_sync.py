@@ -5,6 +5,7 @@ link, and an edit of an observation linked to several hypotheses."""
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -28,6 +29,8 @@ from tests.test_e2e_pwa import (  # noqa: E402 - after the skips: importing it n
     MANAGER,
     PHONE,
     RESEARCHER,
+    SHOTS,
+    _eventually,
     _fits_phone,
     _sign_in,
     _sync_now,
@@ -314,4 +317,73 @@ def test_a_slow_push_is_not_abandoned_after_20_seconds(server: LiveServer, brows
     _wait_pending(page, 0, timeout=90)
     assert _server_texts(server, stint) == ["司机在高速服务区过夜，车上装着冷链货"]
     assert [p["status"] for p in pushes] == [200]
+    ctx.close()
+
+
+def test_editing_an_observation_keeps_its_other_hypothesis_links(server: LiveServer, browser: Any) -> None:
+    """An observation linked to two hypotheses (from another device): fixing its text in the PWA
+    keeps both links; changing one stance in the form keeps the other."""
+    stint = _new_stint(server, "华中配送驻场")
+    hyps = []
+    for statement in ["调度员愿意放弃Excel排班", "司机更信任微信群而不是系统通知"]:
+        r = server.api(
+            "POST", f"/api/stints/{stint['id']}/hypotheses", stint["manager"], json={"statement": statement}
+        )
+        assert r.status_code == 201, r.text
+        hyps.append(r.json())
+    obs = _observe(
+        server,
+        stint["id"],
+        stint["researcher"],
+        "调度员说排班表每天要改三遍",
+        hypothesis_links=[
+            {"hypothesis_id": hyps[0]["id"], "stance": "refutes"},
+            {"hypothesis_id": hyps[1]["id"], "stance": "supports"},
+        ],
+    )
+
+    def links() -> dict[str, str]:
+        got = server.api("GET", f"/api/observations/{obs['id']}", stint["researcher"]).json()
+        return {link["hypothesis_id"]: link["stance"] for link in got["hypothesis_links"]}
+
+    def version() -> int:
+        return int(server.api("GET", f"/api/observations/{obs['id']}", stint["researcher"]).json()["version"])
+
+    ctx, page = _phone(server, browser)
+    page.goto(server.url + "/#/stints")
+    page.locator(f"button.stint[data-id='{stint['id']}']").click()
+    page.wait_for_selector("form.capture")
+    _sync_now(page)
+    page.goto(server.url + f"/#/obs/{obs['id']}")
+    page.wait_for_selector("article.card ul.links li >> nth=1")
+    page.get_by_role("button", name="编辑").click()
+    form = page.locator("form.capture")
+    assert form.get_by_label(hyps[0]["statement"]).input_value() == "refutes"
+    assert form.get_by_label(hyps[1]["statement"]).input_value() == "supports"
+    _fits_phone(page)
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "15-edit-hypothesis-links.png"), full_page=True)
+    form.get_by_label(re.compile("^观察内容")).fill("调度员说旺季排班表每天要改三遍")
+    requests: list[dict[str, Any]] = []
+    page.on(
+        "request",
+        lambda r: (
+            requests.append(json.loads(r.post_data or "{}")) if r.url.endswith("/api/sync/push") else None
+        ),
+    )
+    form.get_by_role("button", name="保存").click()
+    assert _eventually(lambda: version() == 2)
+    _wait_pending(page, 0)
+    assert links() == {hyps[0]["id"]: "refutes", hyps[1]["id"]: "supports"}
+    sent = [op["data"] for body in requests for op in body.get("ops", [])]
+    assert sent and all("hypothesis_links" not in data for data in sent)  # a text edit leaves links alone
+
+    # Now one stance changes in the form: the other link stays.
+    page.goto(server.url + f"/#/obs/{obs['id']}")
+    page.wait_for_selector("article.card:has-text('旺季排班表')")
+    page.get_by_role("button", name="编辑").click()
+    page.locator("form.capture").get_by_label(hyps[0]["statement"]).select_option("supports")
+    page.locator("form.capture").get_by_role("button", name="保存").click()
+    assert _eventually(lambda: version() == 3)
+    assert links() == {hyps[0]["id"]: "supports", hyps[1]["id"]: "supports"}
     ctx.close()

@@ -207,14 +207,28 @@ function observationForm(stint, existing, onDone) {
       h('input', { type: 'radio', name: 'dimension', value: d, checked: (o.dimension || '') === d }),
       h('span', {}, d ? t('dim_' + d) : t('none')))));
   const tags = h('input', { name: 'tags', value: (o.tags || []).join(', '), list: 'tag-suggestions', autocomplete: 'off' });
-  // One linked hypothesis from the phone, supported or refuted (the links API takes several).
-  const links = (o.hypothesis_links || []).concat((o.hypothesis_ids || []).map((id) => ({ hypothesis_id: id, stance: 'supports' })));
-  const linkKey = (l) => `${l.hypothesis_id}:${l.stance || 'supports'}`;
-  const before = links.map(linkKey).sort().join();
-  const hyp = h('select', { name: 'hypothesis' }, h('option', { value: '' }, t('none')),
-    ['supports', 'refutes'].map((stance) => h('optgroup', { label: t('stance_' + stance) },
-      app.hypotheses.map((x) => h('option', { value: `${x.id}:${stance}`, selected: links.some((l) => linkKey(l) === `${x.id}:${stance}`) },
-        (stance === 'refutes' ? '✗ ' : '✓ ') + x.statement)))));
+  // Its hypothesis links, all of them: a stance (or none) for each hypothesis of the stint. Links to
+  // hypotheses this device does not list (not loaded yet, or deleted) are kept as they are. An edit
+  // sends the list only when it changed (absent: unchanged on the server).
+  const stanceOf = new Map();
+  for (const l of o.hypothesis_links || []) if (!stanceOf.has(l.hypothesis_id)) stanceOf.set(l.hypothesis_id, l.stance || 'supports');
+  for (const id of o.hypothesis_ids || []) if (!stanceOf.has(id)) stanceOf.set(id, 'supports');
+  const linkKey = (l) => `${l.hypothesis_id}:${l.stance}`;
+  const before = [...stanceOf].map(([id, stance]) => linkKey({ hypothesis_id: id, stance })).sort().join();
+  const listed = new Set(app.hypotheses.map((x) => x.id));
+  const stances = app.hypotheses.map((x) => ({ id: x.id, statement: x.statement, control: h('select', { name: 'stance', 'data-hypothesis': x.id },
+    ['', 'supports', 'refutes'].map((s) => h('option', { value: s, selected: (stanceOf.get(x.id) || '') === s },
+      s ? (s === 'refutes' ? '✗ ' : '✓ ') + t('stance_' + s) : t('none')))) }));
+  const linkCount = h('span', { class: 'count' });
+  const countLinks = () => { const n = stances.filter((x) => x.control.value).length; linkCount.textContent = n ? ` (${n})` : ''; };
+  countLinks();
+  const hyp = stances.length ? h('details', { class: 'links', open: stances.some((x) => x.control.value), onchange: countLinks },
+    h('summary', {}, t('hypothesis'), linkCount),
+    stances.map((x) => field(x.statement, x.control))) : null;
+  const chosenLinks = () => [
+    ...[...stanceOf].filter(([id]) => !listed.has(id)).map(([id, stance]) => ({ hypothesis_id: id, stance })),
+    ...stances.filter((x) => x.control.value).map((x) => ({ hypothesis_id: x.id, stance: x.control.value })),
+  ];
   const files = [];
   const previews = h('div', { class: 'thumbs', 'aria-live': 'polite' });
   const addFiles = (list) => {
@@ -231,7 +245,8 @@ function observationForm(stint, existing, onDone) {
   const more = !!(o.quote || o.speaker_role || o.dimension || (o.tags || []).length);
   const form = h('form', { class: 'card capture', 'aria-label': existing ? t('edit') : t('today') },
     field(t('text'), text),
-    h('div', { class: 'row' }, field(t('kind'), kind), field(t('hypothesis'), hyp)),
+    field(t('kind'), kind),
+    hyp,
     h('div', { class: 'row buttons' },
       h('label', { for: 'photo-input', class: 'button' }, t('photo')), photo,
       h('label', { for: 'file-input', class: 'button' }, t('attach')), attach,
@@ -257,13 +272,13 @@ function observationForm(stint, existing, onDone) {
       speaker_role: speaker.value.trim() || null,
       dimension: (dimension && dimension.value) || null,
       tags: tags.value.split(/[,，;；]/).map((s) => s.trim()).filter(Boolean),
-      hypothesis_links: hyp.value ? [{ hypothesis_id: hyp.value.split(':')[0], stance: hyp.value.split(':')[1] }] : [],
+      hypothesis_links: chosenLinks(),
     };
     if (existing) {
       const changes = {};
       for (const [k, v] of Object.entries(data)) {
         if (k === 'hypothesis_links') {
-          if (before !== (v || []).map(linkKey).sort().join()) changes.hypothesis_links = v;
+          if (before !== v.map(linkKey).sort().join()) changes.hypothesis_links = v;
         } else if (JSON.stringify(o[k] ?? null) !== JSON.stringify(v ?? null)) changes[k] = v;
       }
       if (Object.keys(changes).length) await sync.updateObservation(existing, changes);

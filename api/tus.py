@@ -137,11 +137,18 @@ def create_upload(
     )
 
 
-def _load(session: Session, upload_id: uuid.UUID, user: User, settings: Settings) -> Upload:
+def _load(
+    session: Session, upload_id: uuid.UUID, user: User, settings: Settings, *, adding: bool = False
+) -> Upload:
+    """The caller's own upload, while they are a member of its stint. ``adding`` (a PATCH: its last
+    byte makes a material): only while they may still add materials there, as when it was created.
+    Abandoning one's own upload (DELETE) stays possible after a demotion: it only frees the bytes."""
     upload = session.get(Upload, upload_id)
     if upload is None or upload.user_id != user.id:
         raise NotFound("No such upload.", code="upload_not_found")
-    stint_access(session, upload.stint_id, user)
+    access = stint_access(session, upload.stint_id, user)
+    if adding:
+        access.require(Role.researcher)
     if upload.error is not None:
         raise Gone(upload.error, code="upload_refused")
     if upload.completed_at is None and upload.expires_at <= utcnow():
@@ -197,14 +204,14 @@ def terminate_upload(
 
 def _start(engine: sa.Engine, upload_id: uuid.UUID, user: User, settings: Settings) -> Upload:
     with Session(engine, expire_on_commit=False) as session:
-        return _load(session, upload_id, user, settings)
+        return _load(session, upload_id, user, settings, adding=True)
 
 
 @router.patch(
     "/{upload_id}",
     status_code=204,
     dependencies=[TusVersion],
-    responses=answers(400, 401, 404, 409, 410, 412, 413, 415, 422, 423, 460, 507),
+    responses=answers(400, 401, 403, 404, 409, 410, 412, 413, 415, 422, 423, 460, 507),
 )
 async def append_to_upload(
     upload_id: uuid.UUID,

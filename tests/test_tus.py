@@ -442,3 +442,41 @@ def test_caption_is_refused_above_2000_characters_not_truncated(client: TestClie
         assert r.status_code == 422, r.text
         assert r.json()["error"]["code"] == "caption_too_long"
     assert len(db.exec(select(Upload)).all()) == before  # nothing started
+
+
+def test_a_member_demoted_to_viewer_cannot_finish_an_upload(client: TestClient, stint_team) -> None:
+    """As with multipart (403): the role is checked on every PATCH, not only when the upload began."""
+    t = stint_team
+    researcher, stint, manager = t["researcher"], t["stint"], t["manager"]
+    data, mid = photo(colour="olive"), str(uuid.uuid4())
+    url = create(client, researcher, stint["id"], len(data), filename="白板.jpg", id=mid).headers["location"]
+    h = tus_headers(researcher)
+    first = client.patch(
+        url, content=data[:1000], headers={**h, "Upload-Offset": "0", "Content-Type": OCTETS}
+    )
+    assert first.status_code == 204
+    member = f"/api/stints/{stint['id']}/members/{researcher.id}"
+
+    def set_role(role: str) -> None:
+        assert client.patch(member, json={"role": role}, headers=manager.headers).status_code == 200
+
+    set_role("viewer")
+    rest = {**h, "Upload-Offset": "1000", "Content-Type": OCTETS}
+    r = client.patch(url, content=data[1000:], headers=rest)
+    assert r.status_code == 403, r.text
+    assert r.json()["error"]["code"] == "forbidden"
+    assert client.get(f"/api/materials/{mid}", headers=researcher.headers).status_code == 404
+    assert client.head(url, headers=h).headers["upload-offset"] == "1000"  # reading it is fine
+    # A new upload is refused too (as before), and so is a multipart one.
+    assert create(client, researcher, stint["id"], 10, filename="a.csv").status_code == 403
+    # Made researcher again, the phone finishes where it was.
+    set_role("researcher")
+    assert client.patch(url, content=data[1000:], headers=rest).status_code == 204
+    assert (
+        client.get(f"/api/materials/{mid}", headers=researcher.headers).json()["uploaded_by"] == researcher.id
+    )
+    # Abandoning one's own unfinished upload stays possible after a demotion: it only frees bytes.
+    other = create(client, researcher, stint["id"], 10, filename="a.csv").headers["location"]
+    set_role("viewer")
+    assert client.delete(other, headers=h).status_code == 204
+    assert client.head(other, headers=h).status_code == 404

@@ -281,6 +281,14 @@ def get_action(
 
 _PROGRESS_FIELDS = {"status", "progress", "progress_note"}
 
+# What a manager approves: what is done (title, description), why (the linked insights), how much
+# (impact and effort, hence the priority), and who does it by when (owner, due date). Changing any of
+# these after the approval makes it another action than the one approved.
+_SUBSTANCE = {"title", "description", "insight_ids", "impact", "effort", "owner_id", "due_date"}
+
+# An action in these states carries a manager's approval.
+_REVIEWED = {ActionStatus.approved.value, ActionStatus.in_progress.value, ActionStatus.done.value}
+
 
 @router.patch(
     "/actions/{action_id}",
@@ -297,7 +305,9 @@ def update_action(
 ) -> ActionDetail:
     """Researchers and managers edit an action; its owner (and managers) record progress:
     `status` approved → in_progress → done, `progress`, `progress_note`. Approving and rejecting
-    go through `/review`. Editing an approved action's substance sends it back to `proposed`."""
+    go through `/review`. When anyone but a manager changes what was approved (title, description,
+    linked insights, impact, effort, owner or due date) of an approved, in-progress or done action,
+    it goes back to `proposed` for a new review, a status sent along included; its history says so."""
     action, access = load_action(session, action_id, user, lock=True)
     fields = body.model_fields_set
     is_owner = action.owner_id == user.id
@@ -307,26 +317,19 @@ def update_action(
         access.require(Role.researcher)
     check_if_match(if_match, action.version, required=False)
     before = _snapshot(session, action)
-    if body.status is not None and body.status.value != action.status:
-        current = ActionStatus(action.status)
-        if body.status not in _PROGRESS.get(current, set()):
-            raise Conflict(
-                f"An action cannot go from {current.value} to {body.status.value} here; "
-                "managers approve and reject through /review.",
-                code="invalid_transition",
-                details={
-                    "from": current.value,
-                    "to": body.status.value,
-                    "allowed": sorted(_PROGRESS.get(current, set())),
-                },
-            )
-        action.status = body.status.value
-        if body.status is ActionStatus.done and "progress" not in fields:
-            action.progress = 100
-    if "progress" in fields and body.progress is not None:
-        action.progress = body.progress
-    if "progress_note" in fields:
-        action.progress_note = body.progress_note
+    current = ActionStatus(action.status)
+    moving = body.status is not None and body.status is not current
+    if body.status is not None and moving and body.status not in _PROGRESS.get(current, set()):
+        raise Conflict(
+            f"An action cannot go from {current.value} to {body.status.value} here; "
+            "managers approve and reject through /review.",
+            code="invalid_transition",
+            details={
+                "from": current.value,
+                "to": body.status.value,
+                "allowed": sorted(_PROGRESS.get(current, set())),
+            },
+        )
     for name in ("title", "description", "due_date"):
         if name in fields:
             setattr(action, name, getattr(body, name))
@@ -337,13 +340,20 @@ def update_action(
         action.owner_id = _owner(session, action.stint_id, body.owner_email)
     if body.insight_ids is not None:
         _set_insights(session, action, body.insight_ids)
-    after = _snapshot(session, action)
-    changes = _diff(before, after)
-    substance = set(changes) - _PROGRESS_FIELDS - {"owner_id", "due_date"}
-    if substance and action.status == ActionStatus.approved.value and not access.is_manager:
-        # What a manager approved is not what it is now: it needs a new review.
+    substance = {k for k, v in _snapshot(session, action).items() if k in _SUBSTANCE and before[k] != v}
+    if substance and current.value in _REVIEWED and not access.is_manager:
+        # What a manager approved is not what it is now: it needs a new review, and progress on
+        # it (a status sent in the same request) waits for that review.
         action.status = ActionStatus.proposed.value
-        changes["status"] = [before["status"], action.status]
+    elif body.status is not None and moving:
+        action.status = body.status.value
+        if body.status is ActionStatus.done and "progress" not in fields:
+            action.progress = 100
+    if "progress" in fields and body.progress is not None:
+        action.progress = body.progress
+    if "progress_note" in fields:
+        action.progress_note = body.progress_note
+    changes = _diff(before, _snapshot(session, action))
     if changes:
         action.version += 1
         action.updated_at = utcnow()

@@ -267,3 +267,116 @@ def test_delete_rules(client, plan):
     assert client.delete(f"/api/actions/{aid}", headers=plan["manager"].headers).status_code == 204
     assert client.get(f"/api/actions/{aid}", headers=plan["manager"].headers).status_code == 410
     assert client.get(f"/api/stints/{plan['sid']}/actions", headers=plan["manager"].headers).json() == []
+
+
+def _to_status(client, plan, status):
+    """Bring the plan's action to ``status`` the way the team would: review, then the owner's progress."""
+    aid, o = plan["action"]["id"], plan["owner"]
+    assert _review(client, aid, plan["manager"], "approve", comment="同意，5万以内").status_code == 200
+    for step in {"approved": [], "in_progress": ["in_progress"], "done": ["in_progress", "done"]}[status]:
+        r = client.patch(f"/api/actions/{aid}", json={"status": step}, headers=o.headers)
+        assert r.status_code == 200 and r.json()["status"] == step, r.text
+    return aid
+
+
+def _other_insight(client, plan):
+    return client.post(
+        f"/api/stints/{plan['sid']}/insights",
+        json={"title": "司机不信系统", "statement": "…"},
+        headers=plan["researcher"].headers,
+    ).json()["id"]
+
+
+# Everything a manager approved: what (title, description), why (insights), how much (impact, effort),
+# who and by when (owner, due date). Progress and its note are the owner's to record.
+_SUBSTANCE_EDITS = {
+    "title": lambda c, p: {"title": "全国推广"},
+    "description": lambda c, p: {"description": "预算500万"},
+    "insight_ids": lambda c, p: {"insight_ids": [_other_insight(c, p)]},
+    "impact": lambda c, p: {"impact": "low"},
+    "effort": lambda c, p: {"effort": "high"},
+    "owner": lambda c, p: {"owner_email": p["researcher"].email},
+    "due_date": lambda c, p: {"due_date": "2027-12-31"},
+}
+
+
+@pytest.mark.parametrize("status", ["approved", "in_progress", "done"])
+@pytest.mark.parametrize("field", sorted(_SUBSTANCE_EDITS))
+def test_any_substance_edit_after_approval_needs_a_new_review(client, plan, status, field):
+    aid = _to_status(client, plan, status)
+    r = client.patch(
+        f"/api/actions/{aid}", json=_SUBSTANCE_EDITS[field](client, plan), headers=plan["researcher"].headers
+    )
+    assert r.status_code == 200, r.text
+    a = r.json()
+    assert a["status"] == "proposed"
+    last = a["history"][-1]
+    assert last["kind"] == "updated" and last["changes"]["status"] == [status, "proposed"]
+    assert {"owner": "owner_id"}.get(field, field) in last["changes"]
+    # The owner cannot carry on until a manager has reviewed the new version.
+    owner = plan["researcher"] if field == "owner" else plan["owner"]
+    r = client.patch(f"/api/actions/{aid}", json={"status": "in_progress"}, headers=owner.headers)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "invalid_transition"
+
+
+@pytest.mark.parametrize("start", ["approved", "in_progress"])
+def test_a_status_change_cannot_carry_new_substance_past_the_review(client, plan, start):
+    """QA: PATCH {status: in_progress, title, description} on an approved action kept it in progress."""
+    aid = _to_status(client, plan, start)
+    # The researcher owns it now (a manager's edit: the status stays).
+    r = client.patch(
+        f"/api/actions/{aid}", json={"owner_email": plan["researcher"].email}, headers=plan["manager"].headers
+    )
+    assert r.json()["status"] == start
+    step = {"approved": "in_progress", "in_progress": "done"}[start]
+    r = client.patch(
+        f"/api/actions/{aid}",
+        json={"status": step, "title": "全国推广智能排班", "description": "预算500万"},
+        headers=plan["researcher"].headers,
+    )
+    assert r.status_code == 200, r.text
+    a = r.json()
+    assert (a["status"], a["title"], a["description"]) == ("proposed", "全国推广智能排班", "预算500万")
+    assert a["progress"] == 0  # "done" was not recorded: there is nothing approved to be done
+    assert a["history"][-1]["changes"]["status"] == [start, "proposed"]
+    # The export shows it waiting for review, not approved with the old comment as if it applied.
+    rows = client.get(f"/api/stints/{plan['sid']}/export?format=csv", headers=plan["manager"].headers)
+    assert "全国推广智能排班" in rows.text and "待审批" in rows.text and "已批准" not in rows.text
+    # An invalid transition is still refused, with nothing saved.
+    r = client.patch(
+        f"/api/actions/{aid}", json={"status": "done", "title": "再改"}, headers=plan["researcher"].headers
+    )
+    assert r.status_code == 409
+    assert (
+        client.get(f"/api/actions/{aid}", headers=plan["manager"].headers).json()["title"]
+        == "全国推广智能排班"
+    )
+
+
+def test_progress_and_unchanged_values_keep_the_approval(client, plan):
+    aid = _to_status(client, plan, "in_progress")
+    o = plan["owner"]
+    r = client.patch(
+        f"/api/actions/{aid}", json={"progress": 60, "progress_note": "两个班组已用上"}, headers=o.headers
+    )
+    assert r.json()["status"] == "in_progress"
+    # Sending the approved values again changes nothing.
+    same = {k: plan["action"][k] for k in ("title", "description", "due_date", "impact", "effort")}
+    r = client.patch(
+        f"/api/actions/{aid}",
+        json={**same, "owner_email": o.email, "insight_ids": [plan["insight"]["id"]]},
+        headers=plan["researcher"].headers,
+    )
+    assert r.json()["status"] == "in_progress" and r.json()["version"] == plan["action"]["version"] + 3
+
+
+@pytest.mark.parametrize("status", ["approved", "in_progress", "done"])
+def test_a_managers_own_edit_keeps_the_status(client, plan, status):
+    aid = _to_status(client, plan, status)
+    r = client.patch(
+        f"/api/actions/{aid}",
+        json={"title": "模板先做华东区", "due_date": "2027-03-31"},
+        headers=plan["manager"].headers,
+    )
+    assert r.status_code == 200 and r.json()["status"] == status
+    assert "status" not in r.json()["history"][-1]["changes"]

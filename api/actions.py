@@ -250,7 +250,10 @@ def list_my_actions(
     if stint_id is not None:
         stmt = stmt.where(col(Action.stint_id) == stint_id)
     if owner is not None:
-        stmt = stmt.where(col(Action.owner_id) == _owner_filter(session, user, owner))
+        owner_id = _owner_filter(session, user, owner)
+        if owner_id is None:
+            return []  # an e-mail nobody has owns nothing (not: the actions nobody owns)
+        stmt = stmt.where(col(Action.owner_id) == owner_id)
     rows = session.exec(stmt).all()
     out = actions_out(session, plan_order(rows))
     if overdue is not None:
@@ -259,6 +262,7 @@ def list_my_actions(
 
 
 def _owner_filter(session: Session, user: User, owner: str) -> uuid.UUID | None:
+    """The owner's id; None for an e-mail address no account has."""
     owner = owner.strip()
     if owner == "me":
         return user.id

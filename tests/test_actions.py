@@ -380,3 +380,23 @@ def test_a_managers_own_edit_keeps_the_status(client, plan, status):
     )
     assert r.status_code == 200 and r.json()["status"] == status
     assert "status" not in r.json()["history"][-1]["changes"]
+
+
+def test_an_owner_nobody_has_matches_nothing(client, plan, person):
+    """QA: ?owner=<unknown e-mail> answered every unowned action (owner_id IS NULL)."""
+    m, sid = plan["manager"], plan["sid"]
+    unowned = client.post(f"/api/stints/{sid}/actions", json={"title": "没有负责人的行动"}, headers=m.headers)
+    assert unowned.status_code == 201
+    assert len(client.get("/api/actions", headers=m.headers).json()) == 2
+    stranger = person("外人")  # an account, but it owns nothing here
+    for owner in ("nobody@nowhere.example", stranger.email, str(uuid.uuid4()), stranger.id):
+        r = client.get("/api/actions", params={"owner": owner}, headers=m.headers)
+        assert r.status_code == 200 and r.json() == [], owner
+    # Known owners still match, whatever the case of the e-mail.
+    o = plan["owner"]
+    for owner in (o.email.upper(), f" {o.email} ", o.id):
+        r = client.get("/api/actions", params={"owner": owner}, headers=m.headers)
+        assert [a["id"] for a in r.json()] == [plan["action"]["id"]], owner
+    assert [a["id"] for a in client.get("/api/actions?owner=me", headers=o.headers).json()] == [
+        plan["action"]["id"]
+    ]

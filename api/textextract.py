@@ -18,6 +18,7 @@ from defusedxml import ElementTree
 from pypdf import PdfReader
 from sqlmodel import Session, col, select
 
+from api.changelog import ChangeType, record_change
 from api.config import Settings
 from api.db import utcnow
 from api.material_tables import Material, TextStatus
@@ -204,10 +205,16 @@ def _handle(engine: sa.Engine, store: BlobStore, material_id: uuid.UUID) -> None
         log.warning("text extraction failed for material %s: %s", material_id, exc)
         text, source, status = None, None, TextStatus.failed
     with Session(engine) as session:
-        session.execute(
+        written = session.execute(
             sa.update(Material)
             .where(col(Material.id) == material_id, col(Material.text_status) == TextStatus.pending.value)
             .values(extracted_text=text, text_source=source, text_status=status.value, updated_at=utcnow())
-        )
+            .returning(col(Material.stint_id), col(Material.version))
+        ).first()
+        if written is not None:  # still pending until now: not deleted meanwhile
+            # Devices learn the new text_status from the feed. Not a new version: the text is the
+            # server's, and a caption edit a phone made against the current version must not conflict.
+            stint_id, version = written
+            record_change(session, ChangeType.material, material_id, stint_id=stint_id, version=version)
         record_index_task(session, "material", material_id)
         session.commit()

@@ -169,3 +169,40 @@ def test_non_member_gets_nothing(client, stint_team):
         f"/api/materials/{mid}", json={"caption": "x"}, headers={**outsider.headers, "If-Match": '"1"'}
     )
     assert patch.status_code == 404
+
+
+def test_finished_text_extraction_reaches_the_changes_feed(client, stint_team, app, monkeypatch) -> None:
+    """A device that pulled a document while its text was pending learns when it is done: the
+    material comes again in the feed (same version: nothing a phone edits changed)."""
+    import api.material_upload
+    from api.textextract import drain
+    from tests.material_files import docx
+
+    monkeypatch.setattr(api.material_upload, "drain", lambda engine, store: 0)  # extraction "later"
+    t = stint_team
+    me, viewer = t["researcher"], t["viewer"]
+    r = client.post(
+        f"/api/stints/{t['stint']['id']}/materials",
+        files={"file": ("访谈纪要.docx", docx(["调度员每天手工排班", "司机请假要打十几个电话"]))},
+        headers=me.headers,
+    )
+    assert r.status_code == 201, r.text
+    mid = r.json()["id"]
+    seen = client.get("/api/sync/changes", headers=viewer.headers).json()
+    mine = [c for c in seen["changes"] if c["type"] == "material"]
+    assert [(c["id"], c["version"], c["data"]["text_status"]) for c in mine] == [(mid, 1, "pending")]
+
+    assert drain(app.state.engine, app.state.blob_store) == 1
+    later = client.get("/api/sync/changes", params={"since": seen["cursor"]}, headers=viewer.headers).json()
+    assert [(c["type"], c["id"], c["version"], c["data"]["text_status"]) for c in later["changes"]] == [
+        ("material", mid, 1, "done")
+    ]
+    assert client.get(f"/api/materials/{mid}", headers=me.headers).json()["version"] == 1
+    # A caption edit made against the version the phone holds still applies.
+    op = {"op_id": "cap-1", "type": "material", "id": mid, "op": "upsert", "base_version": 1}
+    pushed = client.post(
+        "/api/sync/push",
+        json={"ops": [{**op, "data": {"caption": "访谈纪要（整理版）"}}]},
+        headers={**me.headers, "Idempotency-Key": "k-cap-1"},
+    ).json()["results"][0]
+    assert (pushed["status"], pushed["version"]) == ("applied", 2)

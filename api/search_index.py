@@ -143,8 +143,9 @@ class IndexStore:
         offset: int,
         limit: int,
         facets: bool,
+        oldest: bool = False,
     ) -> Outcome:
-        """Run a query. A failure is retried once on a freshly opened searcher (a commit may have
+        """Run a query (``newest``/``oldest``: by time instead of relevance). A failure is retried once on a freshly opened searcher (a commit may have
         merged away files a stale searcher still wanted); failing again, the index is declared
         unreadable and the indexer rebuilds it."""
         for attempt in (1, 2):
@@ -160,6 +161,7 @@ class IndexStore:
                     negative,
                     filters,
                     newest=newest,
+                    oldest=oldest,
                     offset=offset,
                     limit=limit,
                     facets=facets,

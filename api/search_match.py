@@ -330,7 +330,10 @@ def run(
     offset: int,
     limit: int,
     facets: bool,
+    oldest: bool = False,
 ) -> Outcome:
+    """Matching documents the filters let through: ``total``, facet counts, and one page sorted by
+    relevance (ties: newest first), newest first (also when no words were typed) or oldest first."""
     view = search_columns.view(directory, searcher)
     cols = view.cols
     clauses = [c for c in positive if c.parts]
@@ -359,7 +362,11 @@ def run(
     end = offset + limit
     page: list[tuple[int, float | None]] = []
     if offset < total:
-        if newest or not clauses:
+        if oldest:
+            ts = cols.ts
+            low = heapq.nsmallest(end, zip(map(ts.__getitem__, selected), selected, strict=True))
+            page = [(d, None) for _, d in low[offset:end]]
+        elif newest or not clauses:
             ts = cols.ts
             top = heapq.nlargest(end, zip(map(ts.__getitem__, selected), selected, strict=True))
             page = [(d, None) for _, d in top[offset:end]]

@@ -258,6 +258,23 @@ def test_sort_newest_and_pagination(client, journal):
     assert relevance["total"] == 2 and len(relevance["hits"]) == 1 and relevance["hits"][0]["score"] > 0
 
 
+def test_sort_oldest_and_pagination(client, journal):
+    """The PWA offers 最早/Oldest: oldest first, with or without words, paged without repeats."""
+    j = journal
+    order = [j["obs"][k]["id"] for k in ("excel", "quote", "english", "beijing", "fullwidth")]
+    pages = [search(client, j["viewer"], q="", sort="oldest", per_page=2, page=p) for p in (1, 2, 3)]
+    assert [h["id"] for p in pages for h in p["hits"]] == order
+    assert pages[0]["sort"] == "oldest" and pages[0]["total"] == 5
+    assert all(h["score"] is None for p in pages for h in p["hits"])
+    words = search(client, j["viewer"], q="excel", sort="oldest")
+    assert [h["id"] for h in words["hits"]] == [j["obs"]["excel"]["id"], j["obs"]["fullwidth"]["id"]]
+    bad = client.get("/api/search", params={"sort": "sideways"}, headers=j["viewer"].headers)
+    assert bad.status_code == 422
+    schema = client.get("/openapi.json").json()
+    sort = next(p for p in schema["paths"]["/api/search"]["get"]["parameters"] if p["name"] == "sort")
+    assert sort["schema"]["enum"] == ["relevance", "newest", "oldest"]
+
+
 def test_daily_summaries_are_found(client, journal, app):
     j = journal
     r = client.put(

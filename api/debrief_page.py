@@ -34,6 +34,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "evidence": "证据",
         "verdicts": "对假设的判断",
         "actions": "改善行动计划",
+        "action": "行动",
         "owner": "负责人",
         "due": "截止",
         "priority": "优先级",
@@ -52,6 +53,13 @@ _TEXT: dict[str, dict[str, str]] = {
         "words_actions": "客户的言行",
         "organisation": "客户的组织",
         "unassigned": "未归类",
+        "kind_note": "笔记",
+        "kind_quote": "原话",
+        "kind_behaviour": "行为",
+        "kind_process": "流程",
+        "kind_pain_point": "痛点",
+        "kind_idea": "想法",
+        "kind_question": "问题",
         "proposed": "待审批",
         "approved": "已批准",
         "in_progress": "进行中",
@@ -84,6 +92,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "evidence": "Evidence",
         "verdicts": "Verdicts on hypotheses",
         "actions": "Improvement action plan",
+        "action": "Action",
         "owner": "Owner",
         "due": "Due",
         "priority": "Priority",
@@ -102,6 +111,13 @@ _TEXT: dict[str, dict[str, str]] = {
         "words_actions": "Words and actions",
         "organisation": "Organisation",
         "unassigned": "Unassigned",
+        "kind_note": "Note",
+        "kind_quote": "Quote",
+        "kind_behaviour": "Behaviour",
+        "kind_process": "Process",
+        "kind_pain_point": "Pain point",
+        "kind_idea": "Idea",
+        "kind_question": "Question",
         "proposed": "Proposed",
         "approved": "Approved",
         "in_progress": "In progress",
@@ -252,7 +268,7 @@ def render(
         out.append(_insight(insight, t, image_src))
     if debrief.actions and not redacted:
         out.append(
-            f"<h2>{_e(t['actions'])}</h2><table><tr><th>{_e(t['priority'])}</th><th>{_e(t['actions'])}</th>"
+            f"<h2>{_e(t['actions'])}</h2><table><tr><th>{_e(t['priority'])}</th><th>{_e(t['action'])}</th>"
             f"<th>{_e(t['owner'])}</th><th>{_e(t['due'])}</th><th>{_e(t['status'])}</th></tr>"
         )
         for a in debrief.actions:

@@ -62,6 +62,13 @@ def to_markdown(d: Debrief, lang: str) -> str:
     def t(key: str) -> str:
         return text_for(lang, key)
 
+    def kind(code: str) -> str:
+        """An observation kind in words; a code this version does not know, as it is."""
+        try:
+            return t(f"kind_{code}")
+        except KeyError:
+            return _md_escape(code)
+
     s = d.stint
     lines = [
         f"# {_md_escape(s.title)}",
@@ -90,7 +97,7 @@ def to_markdown(d: Debrief, lang: str) -> str:
         f"- {t('days_logged')}: {c.days_logged} / {c.stint_days}",
         f"- {t('gaps')}: {gaps or t('none')}",
         f"- {t('by_dimension')}: " + ", ".join(f"{t(k)} {n}" for k, n in c.by_dimension.items()),
-        f"- {t('by_kind')}: " + ", ".join(f"{k} {n}" for k, n in c.by_kind.items()),
+        f"- {t('by_kind')}: " + ", ".join(f"{kind(k)} {n}" for k, n in c.by_kind.items()),
         f"- {t('quotes_by_role')}: "
         + (
             ", ".join(
@@ -125,7 +132,7 @@ def to_markdown(d: Debrief, lang: str) -> str:
         lines += [
             f"## {t('actions')}",
             "",
-            f"| {t('priority')} | {t('actions')} | {t('owner')} | {t('due')} | {t('status')} |",
+            f"| {t('priority')} | {t('action')} | {t('owner')} | {t('due')} | {t('status')} |",
             "| --- | --- | --- | --- | --- |",
         ]
         lines += [

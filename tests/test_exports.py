@@ -315,3 +315,27 @@ def test_a_lost_blob_is_named_not_a_broken_download(client, full, settings):
     assert manifest["missing_materials"] == [full["material"]["sha256"]]
     assert f"materials/{full['material']['sha256']}" not in files
     assert len([p for p in files if p.startswith("materials/")]) == 2  # the previews are still there
+
+
+_KIND_CODES = ("note", "quote", "behaviour", "process", "pain_point", "idea", "question")
+
+
+def test_markdown_speaks_the_readers_language(client, full):
+    """QA: the zh-CN export listed kinds as codes (按类型: note 33, quote 34…) and titled the
+    action column of the plan like the whole plan (改善行动计划)."""
+    client.post(
+        f"/api/stints/{full['sid']}/observations",
+        json={"text": "司机抱怨导航", "kind": "pain_point"},
+        headers=full["researcher"].headers,
+    )
+    md = _export(client, full, "md").text
+    kinds = next(line for line in md.splitlines() if line.startswith("- 按类型: "))
+    assert kinds == "- 按类型: 笔记 1, 原话 0, 行为 0, 流程 0, 痛点 1, 想法 0, 问题 0"
+    assert not re.search(r"\b(" + "|".join(_KIND_CODES) + r")\b", md)
+    assert "## 改善行动计划" in md and "| 优先级 | 行动 | 负责人 | 截止 | 状态 |" in md
+    en = _export(client, full, "md", **{"Accept-Language": "en"}).text
+    assert "- By kind: Note 1, Quote 0, Behaviour 0, Process 0, Pain point 1, Idea 0, Question 0" in en
+    assert "## Improvement action plan" in en and "| Priority | Action | Owner | Due | Status |" in en
+    # The HTML export's plan has the same column.
+    html = _export(client, full, "html").text
+    assert "<th>优先级</th><th>行动</th>" in html

@@ -12,6 +12,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 
+from api import sqlite_writer
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -131,8 +133,11 @@ def _sqlite_on_begin(connection: sa.Connection) -> None:
     # IMMEDIATE takes the write lock up front: a deferred transaction that reads and then
     # writes gets SQLITE_BUSY without waiting when another process wrote in between.
     # Reads (GET requests) ask for DEFERRED so they never wait for writers (WAL).
-    mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
-    connection.exec_driver_sql("BEGIN DEFERRED" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
+    # Writers queue at a fair gate first (api/sqlite_writer.py), not in SQLite's polling busy handler.
+    if connection.get_execution_options().get("sqlite_begin", "IMMEDIATE") == "DEFERRED":
+        connection.exec_driver_sql("BEGIN DEFERRED")
+    else:
+        sqlite_writer.begin_immediate(connection)
 
 
 def reading(engine: sa.Engine) -> sa.Engine:
@@ -145,6 +150,7 @@ def make_engine(url: str) -> sa.Engine:
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         sa.event.listen(engine, "connect", _sqlite_on_connect)
         sa.event.listen(engine, "begin", _sqlite_on_begin)
+        sqlite_writer.install(engine, timeout=30)
         return engine
     return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 

@@ -16,7 +16,7 @@ import html
 import re
 import unicodedata
 from array import array
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate, pairwise
@@ -134,33 +134,72 @@ class MixedPositions(Positions):  # type: ignore[misc]
 @dataclass(frozen=True)
 class Part:
     """One piece of a query clause: consecutive tokens (a phrase when there are several), or
-    one CJK character (``unigram``: any token starting with it)."""
+    one CJK character (``unigram``: any token starting with it).
+
+    ``bridges`` (empty, or one entry per pair of neighbouring tokens): where a phrase was typed
+    with whitespace between two runs of CJK characters ("手工 排班"), the bigram that joins them
+    (工排). The record may hold the two tokens one after the other (手工 排班, 手工，排班) or with
+    that bigram between them (手工排班): Chinese text has no spaces, but people type them between
+    words."""
 
     tokens: tuple[str, ...]
     unigram: bool = False
+    bridges: tuple[str | None, ...] = ()
+
+
+def _is_cjk_bigram(token: str) -> bool:
+    return len(token) == 2 and _CJK_CHARS.match(token) is not None and _CJK_CHARS.match(token, 1) is not None
+
+
+def _part(current: list[str], bridges: list[str | None]) -> Part:
+    return Part(tuple(current), bridges=tuple(bridges) if any(bridges) else ())
 
 
 def clause_parts(text: str) -> list[Part]:
     """How a word or phrase typed by the user is looked up. A lone CJK character inside a longer
-    clause may sit inside a longer run in the record, so it is matched on its own."""
+    clause may sit inside a longer run in the record, so it is matched on its own. Whitespace
+    between two CJK runs of a phrase may be absent from the record (see :class:`Part`)."""
+    norm = normalise(text)
     parts: list[Part] = []
     current: list[str] = []
-    last_pos = -1
-    for token, pos, start, end in tokens(normalise(text)):
+    bridges: list[str | None] = []
+    last_pos, last_end = -1, 0
+    for token, pos, start, end in tokens(norm):
         single_cjk = end - start == 1 and _CJK_CHARS.match(token) is not None
         if single_cjk and pos == last_pos and current:
             continue  # the extra end-of-run token: already covered by the run's bigrams
         if current and (single_cjk or pos != last_pos + 1):
-            parts.append(Part(tuple(current)))
-            current = []
+            parts.append(_part(current, bridges))
+            current, bridges = [], []
         if single_cjk:
             parts.append(Part((token,), unigram=True))
         else:
+            if current:
+                gap = norm[last_end:start]
+                joined = gap.isspace() and _is_cjk_bigram(current[-1]) and _is_cjk_bigram(token)
+                bridges.append(current[-1][1] + token[0] if joined else None)
             current.append(token)
-        last_pos = pos
+        last_pos, last_end = pos, end
     if current:
-        parts.append(Part(tuple(current)))
+        parts.append(_part(current, bridges))
     return parts
+
+
+def phrase_ends(held: Container[tuple[str, int]], part: Part, start: int) -> set[int]:
+    """The positions where ``part`` ends when its first token is at ``start`` (``held``: the
+    record's ``(token, position)`` pairs): each next token directly after the previous one or,
+    where the part has a bridge, after the bridge."""
+    ends = {start}
+    for k in range(1, len(part.tokens)):
+        token = part.tokens[k]
+        bridge = part.bridges[k - 1] if part.bridges else None
+        following = {p + 1 for p in ends if (token, p + 1) in held}
+        if bridge is not None:
+            following.update(p + 2 for p in ends if (bridge, p + 1) in held and (token, p + 2) in held)
+        ends = following
+        if not ends:
+            break
+    return ends
 
 
 @dataclass(frozen=True)
@@ -219,6 +258,8 @@ def _normalise_with_origins(text: str) -> tuple[str, Sequence[int]]:
 def _cjk_substring(part: Part) -> str | None:
     """The text a part of CJK bigrams stands for (北京 京大 大学 → 北京大学), else None."""
     toks = part.tokens
+    if part.bridges:
+        return None
     if not all(len(t) == 2 and _CJK_CHARS.fullmatch(t[0]) and _CJK_CHARS.fullmatch(t[1]) for t in toks):
         return None
     if any(a[1] != b[0] for a, b in pairwise(toks)):
@@ -245,13 +286,13 @@ def mark_spans(text: str, parts: Sequence[Part]) -> list[tuple[int, int]]:
             at = {}
             for token, pos, start, end in tokens(norm):
                 at.setdefault((token, pos), (start, end))
-        first, n = part.tokens[0], len(part.tokens)
+        first = part.tokens[0]
         for (token, pos), (start, _) in at.items():
             if token != first:
                 continue
-            ends = [at.get((part.tokens[k], pos + k)) for k in range(n)]
-            last = ends[-1]
-            if last is not None and all(ends):
+            ends = phrase_ends(at, part, pos)
+            if ends:
+                last = at[(part.tokens[-1], max(ends))]
                 spans.append((origin[start], origin[last[1] - 1] + 1))
     spans.sort()
     merged: list[tuple[int, int]] = []

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from api import search_columns
-from api.search_analysis import Clause, MixedPositions, Part, contains_sequence
+from api.search_analysis import Clause, MixedPositions, Part, contains_sequence, phrase_ends
 from api.search_columns import K1, NAMES, Columns, View, ordinals
 
 FACETS = ("types", "kinds", "tags", "authors", "stints", "days")
@@ -204,11 +204,12 @@ def _read_postings(leaf: Any, tbytes: bytes, values: bool, wanted: list[int] | N
 
 
 def _phrase_counts(
-    leaf: Any, tokens: Sequence[str], wanted: list[int] | None, allowed: Set[int] | None, offset: int
+    leaf: Any, part: Part, wanted: list[int] | None, allowed: Set[int] | None, offset: int
 ) -> dict[int, float]:
-    """Per document of one segment: how many times ``tokens`` occur at consecutive positions.
+    """Per document of one segment: how many times the part's tokens occur at consecutive positions.
     The rarest token is read first; each next one only where the documents so far could match
     (``wanted``, local ids); positions are checked only for ``allowed`` documents (global ids)."""
+    tokens = part.tokens
     order = sorted(range(len(tokens)), key=lambda k: leaf.doc_frequency(FIELD, tokens[k]))
     values: dict[int, dict[int, bytes]] = {}
     candidates: set[int] | None = set(wanted) if wanted is not None else None
@@ -224,6 +225,8 @@ def _phrase_counts(
     assert candidates is not None
     if allowed is not None:
         candidates = {d for d in candidates if d + offset in allowed}
+    if part.bridges:
+        return _bridged_counts(leaf, part, values, candidates)
     # Start positions p with token k at p + k for every k: set operations, no per-position loop.
     first = values[0]
     rest = [((-k).__add__, values[k]) for k in range(1, len(tokens))]
@@ -232,6 +235,28 @@ def _phrase_counts(
         starts = set(_DECODE(first[d])).intersection(*(map(shift, _DECODE(v[d])) for shift, v in rest))
         if starts:
             counts[d] = float(len(starts))
+    return counts
+
+
+def _bridged_counts(
+    leaf: Any, part: Part, values: dict[int, dict[int, bytes]], candidates: set[int]
+) -> dict[int, float]:
+    """:func:`_phrase_counts` for a part with bridges (optional tokens between two of its tokens):
+    the bridges' postings are read for the candidates only, positions walked one token at a time."""
+    wanted = sorted(candidates)
+    bridges: dict[str, dict[int, bytes]] = {}
+    for bridge in {b for b in part.bridges if b is not None}:
+        ids, _weights, vals = _postings(leaf, bridge, values=True, wanted=wanted)
+        bridges[bridge] = dict(zip(ids, vals, strict=True))
+    counts: dict[int, float] = {}
+    for d in candidates:
+        held = {(token, p) for k, token in enumerate(part.tokens) for p in _DECODE(values[k][d])}
+        for bridge, by_doc in bridges.items():
+            if d in by_doc:
+                held.update((bridge, p) for p in _DECODE(by_doc[d]))
+        found = sum(1 for p in _DECODE(values[0][d]) if phrase_ends(held, part, p))
+        if found:
+            counts[d] = float(found)
     return counts
 
 
@@ -256,7 +281,7 @@ def _part_counts(view: View, part: Part, wanted: Set[int] | None) -> dict[int, f
             ids, weights, _ = _postings(leaf, part.tokens[0], values=False, wanted=local_wanted)
             local = dict(zip(ids, weights, strict=True))
         else:
-            local = _phrase_counts(leaf, part.tokens, local_wanted, wanted, offset)
+            local = _phrase_counts(leaf, part, local_wanted, wanted, offset)
         if offset:
             out.update((d + offset, w) for d, w in local.items())
         else:

@@ -2,7 +2,8 @@
 never fails and silently misreads things like ``tag:`` or ``AND``).
 
     调度 排班            every word must occur (Chinese words match as substrings)
-    "手工 排班"           an exact phrase (also “…” and 「…」)
+    "手工 排班"           an exact phrase (also “…” and 「…」); a space between Chinese words
+                         matches 手工排班 as well as 手工 排班 and 手工，排班
     -Excel  -"系统上线"    exclusion
     tag:痛点  kind:quote  author:wang@example.com  type:day  dim:scene
     date:2026-03-02..2026-03-10   date:>=2026-03-05   date:2026-03   after:… before:…

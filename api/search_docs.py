@@ -87,6 +87,7 @@ class SearchDoc:
 Loader = Callable[[Session, Sequence[str]], Mapping[str, SearchDoc | None]]
 AllLoader = Callable[[Session], Iterator[list[SearchDoc]]]
 Counter = Callable[[Session], int]
+Dependents = Callable[[Session, Sequence[str]], Mapping[str, set[str]]]
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,9 @@ class Source:
     load: Loader
     iter_all: AllLoader
     count: Counter
+    # Records of other types whose index entry is read from these records (by type, their ids):
+    # the indexer reloads them with these (a photo without EXIF time is dated by its observation).
+    dependents: Dependents | None = None
 
 
 _SOURCES: dict[str, Source] = {}

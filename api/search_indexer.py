@@ -187,6 +187,11 @@ def _resolve(session: Session, tasks: Sequence[SearchTask]) -> tuple[list[Search
     wanted: dict[str, set[str]] = defaultdict(set)
     for task in tasks:
         wanted[task.doc_type].add(task.doc_id)
+    for doc_type, ids in list(wanted.items()):
+        src = source(doc_type)
+        if src is not None and src.dependents is not None:
+            for other, other_ids in src.dependents(session, sorted(ids)).items():
+                wanted[other] |= other_ids
     upserts: list[SearchDoc] = []
     deletes: list[str] = []
     for doc_type, ids in wanted.items():

@@ -4,8 +4,9 @@ sources, see ``api.search_docs``)."""
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -104,6 +105,17 @@ def _count_observations(session: Session) -> int:
     return count
 
 
+def _observation_materials(session: Session, ids: Sequence[str]) -> Mapping[str, set[str]]:
+    """Materials attached to these observations: dated by them when they have no EXIF time."""
+    found = session.execute(
+        sa.select(col(Material.id)).where(
+            col(Material.observation_id).in_(_uuids(ids)), col(Material.deleted_at).is_(None)
+        )
+    ).scalars()
+    material_ids = {str(mid) for mid in found}
+    return {"material": material_ids} if material_ids else {}
+
+
 def summary_doc_id(stint_id: uuid.UUID, author_id: uuid.UUID, day: date) -> str:
     return f"{stint_id}:{author_id}:{day.isoformat()}"
 
@@ -154,37 +166,90 @@ def _count_summaries(session: Session) -> int:
     return count
 
 
-register_source(Source("observation", _load_observations, _all_observations, _count_observations))
+register_source(
+    Source("observation", _load_observations, _all_observations, _count_observations, _observation_materials)
+)
 register_source(Source("day", _load_summaries, _all_summaries, _count_summaries))
 
 
 # --- materials (素材): caption, file name and extracted text ------------------------------
 
 
+# A camera clock ahead of the upload by more than this is wrong (or set to another zone than
+# the stint's by more than a day): such a photo is dated as if it had no EXIF time.
+_CLOCK_SLACK = timedelta(days=1)
+
+
+def _taken(m: Material, timezone: str) -> datetime | None:
+    """When the photo was taken (EXIF), as an instant: a time recorded without its offset is the
+    stint's local time (the camera shows the local clock)."""
+    if not m.taken_at:
+        return None
+    try:
+        moment = datetime.fromisoformat(m.taken_at)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=ZoneInfo(timezone))
+        if moment > m.created_at + _CLOCK_SLACK:
+            return None
+        moment.timestamp()  # out of range for the sort column: no usable time
+    except (ValueError, OverflowError, OSError, ZoneInfoNotFoundError):
+        return None
+    return moment
+
+
+def _linked_observations(
+    session: Session, rows: Sequence[Material]
+) -> dict[uuid.UUID, tuple[datetime, date]]:
+    """``observed_at`` and log day of the live observations the materials are attached to (in the
+    material's stint: an observation not yet synced may name another)."""
+    wanted = {(m.observation_id, m.stint_id) for m in rows if m.observation_id is not None}
+    if not wanted:
+        return {}
+    found = session.execute(
+        sa.select(
+            col(Observation.id), col(Observation.stint_id), col(Observation.observed_at), col(Observation.day)
+        ).where(col(Observation.id).in_({oid for oid, _ in wanted}), col(Observation.deleted_at).is_(None))
+    ).all()
+    return {oid: (at, day) for oid, sid, at, day in found if (oid, sid) in wanted}
+
+
 def _material_docs(session: Session, rows: Sequence[Material]) -> list[SearchDoc]:
+    """A material is filed under when it was taken (a photo's EXIF time), else its observation's
+    time, else its upload: phones upload days later, and date filters mean the field day."""
     zones = _timezones(session, rows)
-    return [
-        SearchDoc(
-            doc_type="material",
-            doc_id=str(m.id),
-            stint_id=m.stint_id,
-            texts={
-                "caption": m.caption or "",
-                "filename": m.filename,
-                "extracted_text": m.extracted_text or "",
-            },
-            at=m.created_at,
-            day=log_day(m.created_at, zones.get(m.stint_id, "UTC")),
-            kind=None,
-            author_id=m.uploaded_by,
-            extra={
-                "content_type": m.content_type,
-                "material_kind": m.kind,
-                "observation_id": m.observation_id,
-            },
+    linked = _linked_observations(session, rows)
+    docs = []
+    for m in rows:
+        timezone = zones.get(m.stint_id, "UTC")
+        taken = _taken(m, timezone)
+        if taken is not None:
+            at, day = taken, log_day(taken, timezone)
+        elif m.observation_id in linked:
+            at, day = linked[m.observation_id]
+        else:
+            at, day = m.created_at, log_day(m.created_at, timezone)
+        docs.append(
+            SearchDoc(
+                doc_type="material",
+                doc_id=str(m.id),
+                stint_id=m.stint_id,
+                texts={
+                    "caption": m.caption or "",
+                    "filename": m.filename,
+                    "extracted_text": m.extracted_text or "",
+                },
+                at=at,
+                day=day,
+                kind=None,
+                author_id=m.uploaded_by,
+                extra={
+                    "content_type": m.content_type,
+                    "material_kind": m.kind,
+                    "observation_id": m.observation_id,
+                },
+            )
         )
-        for m in rows
-    ]
+    return docs
 
 
 def _load_materials(session: Session, ids: Sequence[str]) -> Mapping[str, SearchDoc | None]:

@@ -597,13 +597,13 @@ def test_materials_and_insights_are_filed_under_the_stints_local_day(client, sti
     from api.debrief_models import Insight
     from api.material_tables import Material
     from api.search_docs import source
-    from tests.material_files import photo
+    from tests.test_search_dates import jpeg
 
     t = stint_team
     sid, r = t["stint"]["id"], t["researcher"]
-    pic = client.post(
+    pic = client.post(  # no EXIF time, no observation: dated by its upload
         f"/api/stints/{sid}/materials",
-        files={"file": ("白板.jpg", photo(), "image/jpeg")},
+        files={"file": ("白板.jpg", jpeg(None), "image/jpeg")},
         headers=r.headers,
     ).json()
     insight = client.post(

@@ -1,9 +1,16 @@
 """A whole stint as one ZIP, and back.
 
-The archive holds ``data.json`` (every row of the stint, tombstones included, and the accounts it
-names without their passwords), ``materials/<sha256>`` (originals and previews, named by their own
+The archive holds ``data.json`` (every row of the stint, and the accounts it names without their
+passwords), ``materials/<sha256>`` (originals and previews of live materials, named by their own
 SHA-256) and, last, ``manifest.json`` with the SHA-256 and size of every other file. It is streamed
 as it is written: only one chunk of a material is in memory at a time.
+
+Deleted records travel as tombstones without their content: a researcher who deletes a photo of a
+confidential document, or a quote, expects it gone from anything that leaves the server. A tombstone
+keeps what a restore needs (ids, owners, times, version, the create's SHA-256 so a phone's retry is
+answered "deleted" instead of making it anew) so that live rows naming it still resolve and devices
+learn of the delete; what hangs off it (tags, links, evidence) is left out, and the history of a
+deleted action keeps who did what when, not the words. The bytes of deleted materials are left out.
 
 ``import_stint`` checks every sum before it writes anything, then restores the rows with the same
 ids, so exporting the imported stint gives the same ``data.json``. Accounts are matched by id, then by
@@ -16,7 +23,7 @@ import uuid
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_origin
 
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -73,6 +80,22 @@ _SECTIONS: list[tuple[str, type[SQLModel], str, str | None]] = [
 ]
 
 
+# The columns a tombstone keeps, per section; every other column is emptied (``_emptied``). Kept:
+# identity, who and when, version, categories, and the SHA-256 by which a retried create is known.
+_TOMBSTONE = {"id", "stint_id", "version", "created_at", "updated_at", "create_hash"}
+_TOMBSTONE_KEEPS: dict[str, set[str]] = {
+    "hypotheses": _TOMBSTONE | {"dimension", "status", "created_by"},
+    "observations": _TOMBSTONE | {"author_id", "kind", "observed_at", "received_at", "day"},
+    "materials": _TOMBSTONE | {"observation_id", "uploaded_by", "sha256", "size", "content_type", "kind"},
+    "insights": _TOMBSTONE | {"theme_id", "position", "created_by"},
+    "actions": _TOMBSTONE | {"owner_id", "due_date", "impact", "effort", "status", "progress", "created_by"},
+}
+# Emptied columns that need a value other than None / "" / 0 / {}.
+_TOMBSTONE_SETS: dict[str, dict[str, Any]] = {"materials": {"text_status": "none"}}
+# The history of a deleted action: who did what when, not what was written.
+_EVENT_KEEPS = {"id", "action_id", "actor_id", "at", "kind", "decision"}
+
+
 class ArchiveError(ValueError):
     """The archive is not one this server made, or it was changed or damaged since."""
 
@@ -105,28 +128,70 @@ def _rows(session: Session, stint_id: uuid.UUID) -> dict[str, list[SQLModel]]:
     return found
 
 
+def _emptied(model: type[SQLModel], row: dict[str, Any], keep: set[str]) -> dict[str, Any]:
+    """``row`` with every column but ``keep`` emptied: None where the column allows it, else the
+    empty value of its type."""
+    out = dict(row)
+    for column in model.__table__.columns:  # type: ignore[attr-defined]
+        if column.name in keep or column.name == "deleted_at":
+            continue
+        if column.nullable:
+            out[column.name] = None
+            continue
+        annotation = model.model_fields[column.name].annotation
+        kind = get_origin(annotation) or annotation
+        if kind not in (str, int, dict):  # a new column: decide whether a tombstone keeps it
+            raise TypeError(f"{model.__name__}.{column.name}: keep it in a tombstone or empty it")
+        out[column.name] = kind()
+    return out
+
+
+def _without_deleted_content(sections: dict[str, list[dict[str, Any]]]) -> None:
+    """Tombstones of ``sections`` (the rows of data.json) keep no content; see the module's doc."""
+    dead: dict[str, set[Any]] = {}
+    for name, model, parent_col, parent in _SECTIONS:
+        rows = sections[name]
+        if name in _TOMBSTONE_KEEPS:
+            keep = _TOMBSTONE_KEEPS[name]
+            sections[name] = [
+                _emptied(model, r, keep) | _TOMBSTONE_SETS.get(name, {}) if r["deleted_at"] else r
+                for r in rows
+            ]
+            dead[name] = {r["id"] for r in rows if r["deleted_at"]}
+        elif parent in dead and name == "action_events":
+            sections[name] = [
+                _emptied(model, r, _EVENT_KEEPS) if r[parent_col] in dead[parent] else r for r in rows
+            ]
+        elif parent in dead:
+            sections[name] = [r for r in rows if r[parent_col] not in dead[parent]]
+
+
 def stint_data(session: Session, stint_id: uuid.UUID) -> dict[str, Any]:
-    """Every row of the stint as JSON-ready data, in a stable order."""
+    """Every row of the stint as JSON-ready data, in a stable order; deleted ones without content."""
     rows = _rows(session, stint_id)
     user_ids: set[uuid.UUID] = set()
     for name, model, _, _ in _SECTIONS:
         for column in _user_columns(model):
             user_ids |= {getattr(r, column) for r in rows[name] if getattr(r, column) is not None}
     users = session.exec(select(User).where(col(User.id).in_(user_ids))).all()
+    sections = {name: [r.model_dump(mode="json") for r in rows[name]] for name, *_ in _SECTIONS}
+    _without_deleted_content(sections)
     return {
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "users": sorted(
             ({"id": str(u.id), "email": u.email, "name": u.name} for u in users), key=lambda u: u["id"]
         ),
-        **{name: [r.model_dump(mode="json") for r in rows[name]] for name, *_ in _SECTIONS},
+        **sections,
     }
 
 
 def _digests(data: dict[str, Any]) -> list[str]:
+    """The blobs of the live materials (a deleted material's bytes stay out of the archive)."""
     found: set[str] = set()
     for m in data["materials"]:
-        found |= {d for d in (m["sha256"], m.get("thumb_sha256"), m.get("screen_sha256")) if d}
+        if m.get("deleted_at") is None:
+            found |= {d for d in (m["sha256"], m.get("thumb_sha256"), m.get("screen_sha256")) if d}
     return sorted(found)
 
 

@@ -178,9 +178,10 @@ def test_zip_holds_data_materials_and_a_manifest(client, full):
     m = full["material"]
     assert f"materials/{m['sha256']}" in files  # the original, byte for byte
     assert len([p for p in files if p.startswith("materials/")]) == 3  # original and two previews
-    # Tombstones travel too, so devices and the restored stint agree on what was deleted.
+    # Tombstones travel too, so devices and the restored stint agree on what was deleted; not what
+    # the deleted observation said (see test_deleted_content_never_leaves_in_the_zip).
     assert sorted((o["text"], o["deleted_at"] is not None) for o in data["observations"]) == [
-        ("删掉的", True),
+        ("", True),
         ("调度员在白板上排班", False),
     ]
     assert {u["email"] for u in data["users"]} >= {full["researcher"].email, full["manager"].email}
@@ -339,3 +340,139 @@ def test_markdown_speaks_the_readers_language(client, full):
     # The HTML export's plan has the same column.
     html = _export(client, full, "html").text
     assert "<th>优先级</th><th>行动</th>" in html
+
+
+@pytest.fixture
+def deleted(client, full):
+    """Confidential content entered on site and deleted again: one of each kind of record."""
+    sid, r, m = full["sid"], full["researcher"].headers, full["manager"].headers
+    h = client.post(
+        f"/api/stints/{sid}/hypotheses", json={"statement": "机密假设：并购顺达"}, headers=r
+    ).json()
+    obs = client.post(
+        f"/api/stints/{sid}/observations",
+        json={
+            "text": "机密：财务总监说明年裁员三成",
+            "quote": "机密原话：这事别外传",
+            "speaker_role": "机密角色",
+            "speaker_name": "机密姓名",
+            "tags": ["机密标签"],
+            "hypothesis_links": [{"hypothesis_id": h["id"], "stance": "supports"}],
+        },
+        headers=r,
+    ).json()
+    secret_photo = photo(colour="darkred")
+    material = client.post(
+        f"/api/stints/{sid}/materials",
+        files={"file": ("机密合同.jpg", secret_photo, "application/octet-stream")},
+        data={"caption": "机密合同第3页", "observation_id": obs["id"]},
+        headers=r,
+    ).json()
+    insight = client.post(
+        f"/api/stints/{sid}/insights",
+        json={
+            "title": "机密洞见",
+            "statement": "机密结论",
+            "evidence": [{"observation_id": obs["id"]}, {"material_id": material["id"]}],
+            "verdicts": [{"hypothesis_id": h["id"], "verdict": "supports"}],
+        },
+        headers=r,
+    ).json()
+    action = client.post(
+        f"/api/stints/{sid}/actions",
+        json={"title": "机密行动", "description": "机密说明", "insight_ids": [insight["id"]]},
+        headers=r,
+    ).json()
+    client.post(
+        f"/api/actions/{action['id']}/review", json={"decision": "approve", "comment": "机密批语"}, headers=m
+    )
+    # A live insight keeps its link to the observation deleted under it.
+    kept = client.post(
+        f"/api/stints/{sid}/insights",
+        json={"title": "留下的洞见", "statement": "…", "evidence": [{"observation_id": obs["id"]}]},
+        headers=r,
+    ).json()
+    for path in (
+        f"/api/actions/{action['id']}",
+        f"/api/insights/{insight['id']}",
+        f"/api/materials/{material['id']}",
+        f"/api/observations/{obs['id']}",
+        f"/api/hypotheses/{h['id']}",
+    ):
+        assert client.delete(path, headers=m).status_code == 204, path
+    return {
+        **full,
+        "secret_sha256": hashlib.sha256(secret_photo).hexdigest(),
+        "ids": {
+            "hypotheses": h,
+            "observations": obs,
+            "materials": material,
+            "insights": insight,
+            "actions": action,
+        },
+        "kept": kept,
+    }
+
+
+def test_deleted_content_never_leaves_in_the_zip(client, deleted, app, settings, tmp_path):
+    """QA: the ZIP carried deleted observations with text, quote and speaker name, deleted insights
+    and the original bytes of deleted materials. It is the archive that import-stint restores, so a
+    deleted record travels as a tombstone (ids, times, version), never with what it said."""
+    archive = _zip(client, deleted)
+    manifest, files = _check_manifest(archive)
+    with zipfile.ZipFile(io.BytesIO(archive)) as z:
+        everything = b"".join(z.read(n) for n in z.namelist()) + "".join(z.namelist()).encode()
+    assert "机密".encode() not in everything
+    assert f"materials/{deleted['secret_sha256']}" not in files
+    assert deleted["secret_sha256"] not in manifest["missing_materials"]
+    assert len([p for p in files if p.startswith("materials/")]) == 3  # the live photo's three files
+    data = json.loads(files["data.json"])
+    for section, record in deleted["ids"].items():
+        (row,) = [r for r in data[section] if r["id"] == record["id"]]
+        assert row["deleted_at"] is not None, section
+    (obs,) = [o for o in data["observations"] if o["id"] == deleted["ids"]["observations"]["id"]]
+    assert (obs["text"], obs["quote"], obs["speaker_role"], obs["speaker_name"]) == ("", None, None, None)
+    (mat,) = [m for m in data["materials"] if m["id"] == deleted["ids"]["materials"]["id"]]
+    assert (mat["filename"], mat["caption"], mat["gps_lat"], mat["thumb_sha256"]) == ("", None, None, None)
+    dead = {r["id"] for section in deleted["ids"].values() for r in [section]}
+    # What hangs off a deleted record goes with it; the history of a deleted action keeps who did
+    # what when, without the words.
+    assert not [t for t in data["observation_tags"] if t["observation_id"] in dead]
+    assert not [h for h in data["observation_hypotheses"] if h["observation_id"] in dead]
+    assert not [e for e in data["insight_evidence"] if e["insight_id"] in dead]
+    assert not [v for v in data["insight_verdicts"] if v["insight_id"] in dead]
+    assert not [a for a in data["action_insights"] if a["action_id"] in dead]
+    events = [e for e in data["action_events"] if e["action_id"] in dead]
+    assert sorted((e["kind"], e["decision"] or "", e["changes"], e["comment"]) for e in events) == [
+        ("created", "", {}, None),
+        ("deleted", "", {}, None),
+        ("review", "approve", {}, None),
+    ]
+    # The live insight still names the deleted observation as its (now deleted) evidence.
+    assert [
+        e["observation_id"] for e in data["insight_evidence"] if e["insight_id"] == deleted["kept"]["id"]
+    ] == [deleted["ids"]["observations"]["id"]]
+    # It restores, and exports again identically.
+    path = tmp_path / "stint.zip"
+    path.write_bytes(archive)
+    _wipe_stint(app.state.engine, deleted["sid"])
+    with Session(app.state.engine) as session:
+        import_stint(session, make_store(settings.storage_url, settings.data_dir), path)
+    assert _check_manifest(_zip(client, deleted))[1] == files
+    m = deleted["manager"].headers
+    assert client.get(f"/api/observations/{obs['id']}", headers=m).status_code == 410
+    assert client.get(f"/api/materials/{mat['id']}", headers=m).status_code == 410
+    # A phone retrying the deleted observation's create is told it was deleted, not given a new one.
+    sid = deleted["sid"]
+    retry = {
+        "id": obs["id"],
+        "text": "机密：财务总监说明年裁员三成",
+        "quote": "机密原话：这事别外传",
+        "speaker_role": "机密角色",
+        "speaker_name": "机密姓名",
+        "tags": ["机密标签"],
+        "hypothesis_links": [{"hypothesis_id": deleted["ids"]["hypotheses"]["id"], "stance": "supports"}],
+    }
+    r = client.post(f"/api/stints/{sid}/observations", json=retry, headers=deleted["researcher"].headers)
+    assert r.status_code == 200 and r.json()["deleted"] is True and "机密" not in r.text, r.text
+    assert client.get(f"/api/stints/{sid}/debrief", headers=m).status_code == 200

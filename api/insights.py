@@ -2,6 +2,7 @@
 ``insight_views``, themes in ``themes``."""
 
 import uuid
+from collections import Counter
 from typing import Annotated, Any, Self
 
 import sqlalchemy as sa
@@ -172,13 +173,21 @@ def list_insights(
     responses=responses(401, 403, 404, 422),
 )
 def order_insights(body: OrderIn, session: SessionDep, access: StintWriter) -> list[InsightOut]:
-    """Put insights in this order (positions 0, 1, 2…); insights not named keep their place after them."""
+    """Put insights in this order (positions 0, 1, 2…); insights not named keep their place after them.
+    Naming an insight twice is a 422 (`duplicate_insight`)."""
+    if twice := sorted(str(i) for i, n in Counter(body.insight_ids).items() if n > 1):
+        raise Invalid(
+            "Name each insight once: an order that names one more than once has no single meaning.",
+            code="duplicate_insight",
+            details={"insight_ids": twice},
+        )
     rows = {i.id: i for i in stint_insights(session, access.stint.id)}
     if unknown := [str(i) for i in body.insight_ids if i not in rows]:
         raise Invalid(
             "Name only insights of this stint.", code="unknown_insight", details={"insight_ids": unknown}
         )
-    ordered = list(dict.fromkeys(body.insight_ids)) + [i for i in rows if i not in set(body.insight_ids)]
+    named = set(body.insight_ids)
+    ordered = body.insight_ids + [i for i in rows if i not in named]
     now = utcnow()
     for position, insight_id in enumerate(ordered):
         insight = rows[insight_id]

@@ -252,3 +252,22 @@ def test_theme_retry_with_same_id_does_not_duplicate(client, log):
         client.post(f"/api/stints/{sid}/themes", json={**body, "name": "别的"}, headers=h).status_code == 409
     )
     assert [t["name"] for t in client.get(f"/api/stints/{sid}/themes", headers=h).json()] == ["排班"]
+
+
+def test_an_order_naming_an_insight_twice_is_refused(client, log):
+    """QA: PUT .../insights/order with [X, X] answered 200; which place did the caller mean?"""
+    sid, h = log["sid"], log["researcher"].headers
+    a, b = (
+        client.post(f"/api/stints/{sid}/insights", json={"title": t, "statement": t}, headers=h).json()
+        for t in ("A", "B")
+    )
+    for ids in ([b["id"], b["id"]], [b["id"], a["id"], b["id"].upper()]):
+        r = client.put(f"/api/stints/{sid}/insights/order", json={"insight_ids": ids}, headers=h)
+        assert r.status_code == 422, r.text
+        error = r.json()["error"]
+        assert error["code"] == "duplicate_insight" and error["details"] == {"insight_ids": [b["id"]]}
+        assert "more than once" in error["message"]
+    # Nothing moved.
+    assert [i["title"] for i in client.get(f"/api/stints/{sid}/insights", headers=h).json()] == ["A", "B"]
+    r = client.put(f"/api/stints/{sid}/insights/order", json={"insight_ids": [b["id"], a["id"]]}, headers=h)
+    assert [i["title"] for i in r.json()] == ["B", "A"]

@@ -1,6 +1,8 @@
 """Text analysis for mixed Chinese/English notes, shared by indexing, querying and snippets.
 
 * NFKC then case folding: ｅｘｃｅｌ, Excel and EXCEL are one word; full-width digits are digits.
+  CJK radicals that PDF extraction yields for ordinary characters are read as those characters
+  (很⻓ is 很长; ``api.search_radicals``).
 * Runs of CJK characters become overlapping bigrams (北京大学 → 北京 京大 大学) with consecutive
   positions, so any substring of two or more characters is a phrase query over bigrams: recall
   1.0 without a dictionary (jieba misses unfamiliar names and cuts across words; measured in
@@ -27,6 +29,8 @@ from whoosh.formats import Positions
 from whoosh.lang.porter import stem
 from whoosh.system import _INT_SIZE, pack_uint
 
+from api.search_radicals import fold_radicals
+
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f"
 _TOKENS = re.compile(f"([{_CJK}]+)|([^\\W_{_CJK}]+)")
 _CJK_CHARS = re.compile(f"[{_CJK}]")
@@ -36,7 +40,7 @@ _FIELD_GAP = 16  # positions between two texts of a record: no phrase spans them
 
 
 def normalise(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).casefold()
+    return unicodedata.normalize("NFKC", fold_radicals(text)).casefold()
 
 
 @lru_cache(maxsize=200_000)

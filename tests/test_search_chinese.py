@@ -1,10 +1,15 @@
 """Chinese text in search beyond the basics of ``test_search.py``: quoted phrases typed with spaces
-between words."""
+between words, CJK radicals from PDF text."""
 
+from pathlib import Path
 from typing import Any
 
-from api.search_analysis import clause_parts, snippet
-from tests.test_search import observe, search, settle
+import pytest
+
+from api import search_radicals
+from api.search_analysis import clause_parts, normalise, snippet
+from api.search_radicals import RADICALS
+from tests.test_search import observe, search, settle, wait_for
 
 
 def _ids(result: dict[str, Any]) -> set[str]:
@@ -38,3 +43,44 @@ def test_phrase_with_a_space_is_highlighted_joined_and_apart():
     parts = clause_parts("手工 排班")
     _, html = snippet({"text": "手工排班，手工 排班，手工做排班"}, parts)
     assert html == "<mark>手工排班</mark>，<mark>手工 排班</mark>，手工做排班"
+
+
+def test_cjk_radicals_read_as_the_characters_they_stand_for():
+    """PDF text carries CJK Radicals Supplement code points (⻓ U+2ED3) that NFKC leaves alone."""
+    assert normalise("很⻓ ⻔店 ⻋间 ⻅面") == "很长 门店 车间 见面"
+    assert normalise("负责⼈有⼀票") == "负责人有一票"  # Kangxi radicals: NFKC already
+    assert [p.tokens for p in clause_parts("很⻓")] == [("很长",)]
+    _, html = snippet({"text": "决策链很⻓。"}, clause_parts("很长"))
+    assert html == "决策链<mark>很⻓</mark>。"
+
+
+def test_radical_table_is_unicodes(tmp_path):
+    """The committed table is what ``python -m api.search_radicals`` makes of Unicode's file."""
+    source = Path("/usr/share/unicode/EquivalentUnifiedIdeograph.txt")
+    if not source.exists():
+        pytest.skip("unicode-data is not installed")
+    assert search_radicals._generate(str(source)) == Path(search_radicals.__file__).read_text(
+        encoding="utf-8"
+    )
+    assert RADICALS[0x2ED3] == "长" and RADICALS[0x2ED4] == "门" and RADICALS[0x2ECB] == "车"
+
+
+def test_pdf_text_with_radicals_is_found(client, stint_team, app):
+    t = stint_team
+    sid, r = t["stint"]["id"], t["researcher"]
+    pdf_text = "该客户的采购决策链很⻓，技术负责⼈有⼀票否决权。⻔店的⻋辆调度靠电话。"
+    obs = observe(client, r, sid, pdf_text)
+    res = client.post(
+        f"/api/stints/{sid}/materials",
+        files={"file": ("report.md", pdf_text.encode(), "text/markdown")},
+        headers=r.headers,
+    )
+    assert res.status_code == 201, res.text
+    material = res.json()
+    settle(app)
+    both = {obs["id"], material["id"]}
+    wait_for(lambda: _ids(search(client, r, q="很长")) == both)  # the material once its text is extracted
+    for q in ("决策链很长", "门店", "车辆调度", '"负责人"', "很⻓"):
+        assert _ids(search(client, r, q=q)) == both, q
+    hit = next(h for h in search(client, r, q="很长")["hits"] if h["id"] == obs["id"])
+    assert "<mark>很⻓</mark>" in hit["snippet"]

@@ -372,7 +372,7 @@ async function timelineView() {
   if (!days.length) section.append(h('p', { class: 'empty' }, t('noObservations')));
   for (const d of days) {
     const list = byDay.get(d) || [];
-    section.append(h('h2', { class: 'day' }, d, ' ', h('small', {}, `(${list.length})`)),
+    section.append(h('h2', { class: 'day', 'data-focus': d }, d, ' ', h('small', {}, `(${list.length})`)),
       summaryBlock(d, sums.filter((x) => x.day === d)),
       h('ol', { class: 'observations' }, ...(await observationCards(list))));
   }
@@ -519,10 +519,23 @@ async function searchView(params) {
             param === 'kind' ? t('kind_' + v.value) : v.label, ` ${v.count}`);
         })));
     }
+    // Each hit opens its record: an observation its page, a material its file; insights, actions and
+    // days have no page of their own, so their list (in the hit's stint) opens scrolled to them.
+    const hitHref = (hit) => {
+      const inStint = (page, focus) => `#/${page}?stint=${encodeURIComponent(hit.stint_id)}&focus=${encodeURIComponent(focus)}`;
+      switch (hit.type) {
+        case 'observation': return `#/obs/${hit.id}`;
+        case 'material': return `/api/materials/${hit.id}/content`;
+        case 'insight': return inStint('debrief', hit.id);
+        case 'action': return inStint('actions', hit.id);
+        case 'day': return inStint('timeline', hit.day);
+        default: return '#/search?' + query.toString();
+      }
+    };
     results.append(h('p', { class: 'count' }, t('results', res.total)), facets,
-      h('ol', { class: 'hits' }, res.hits.map((hit) => h('li', { class: 'hit' },
-        h('a', { href: hit.type === 'observation' ? `#/obs/${hit.id}` : hit.type === 'material' ? `/api/materials/${hit.id}/content` : '#/search?' + query.toString(), class: 'obs-link' },
-          h('div', { class: 'meta' }, hit.kind ? h('span', { class: 'kind' }, t('kind_' + hit.kind)) : h('span', { class: 'kind' }, hit.type),
+      h('ol', { class: 'hits' }, res.hits.map((hit) => h('li', { class: 'hit', 'data-type': hit.type },
+        h('a', { href: hitHref(hit), class: 'obs-link' },
+          h('div', { class: 'meta' }, h('span', { class: 'kind' }, hit.kind ? t('kind_' + hit.kind) : t('type_' + hit.type)),
             h('span', {}, hit.stint_title), hit.day ? h('span', {}, hit.day) : null, hit.author_name ? h('span', {}, hit.author_name) : null),
           h('p', { class: 'snippet' }, snippet(hit.snippet)))))));
     if (!res.total) results.append(h('p', { class: 'empty' }, t('noResults')));
@@ -573,7 +586,7 @@ async function debriefView() {
     const insights = await api(`/api/stints/${app.stint.id}/insights`);
     if (!insights.length) section.append(h('p', { class: 'empty' }, t('noInsights')));
     for (const ins of insights) {
-      section.append(h('article', { class: 'card insight' }, h('h2', {}, ins.title), h('p', {}, ins.statement),
+      section.append(h('article', { class: 'card insight', 'data-focus': ins.id }, h('h2', {}, ins.title), h('p', {}, ins.statement),
         (ins.verdicts || []).length ? h('ul', { class: 'links' }, ins.verdicts.map((v) => h('li', {}, v.verdict === 'refutes' ? '✗ ' : '✓ ', v.statement))) : null,
         h('h3', {}, t('evidence')),
         h('ul', { class: 'evidence' }, (ins.evidence || []).map((ev) => h('li', {},
@@ -695,7 +708,7 @@ function actionCard(a, manager) {
   };
   const owner = app.user && a.owner_id === app.user.id;
   const NEXT = { approved: ['in_progress', 'done'], in_progress: ['done', 'approved'], done: ['in_progress'] };
-  return h('article', { class: 'card action', 'data-status': a.status },
+  return h('article', { class: 'card action', 'data-status': a.status, 'data-focus': a.id },
     h('h3', {}, a.title),
     a.description ? h('p', {}, a.description) : null,
     h('div', { class: 'meta' },
@@ -838,6 +851,12 @@ async function route(soft = false) {
   const params = new URLSearchParams(query || '');
   const parts = path.split('/').filter(Boolean);
   let el;
+  // A link into another stint's list (a search hit: ?stint=…&focus=…) switches to that stint first.
+  const inStint = params.get('stint');
+  if (app.user && inStint && (!app.stint || app.stint.id !== inStint)) {
+    const wanted = app.stints.find((s) => s.id === inStint);
+    if (wanted) await chooseStint(wanted);
+  }
   if (!app.user) el = signInView();
   else {
     switch (parts[0]) {
@@ -858,6 +877,13 @@ async function route(soft = false) {
   clear(view).append(el);
   view.dataset.route = app.user ? parts[0] || 'capture' : 'signin';
   renderChrome();
+  const focus = params.get('focus');
+  const target = focus && !soft ? [...view.querySelectorAll('[data-focus]')].find((x) => x.dataset.focus === focus) : null;
+  if (target) {
+    target.setAttribute('aria-current', 'true');
+    target.style.outline = '3px solid #5fb49c';
+    target.scrollIntoView({ block: 'center' });
+  }
   if (!document.body.dataset.ready) performance.mark('fieldbook-interactive');
   document.body.dataset.ready = '1';
 }

@@ -28,6 +28,7 @@ const zh = {
   keepMine: '保留我的', keepServer: '采用服务器的', retry: '重试', discard: '放弃', deletedOnServer: '已在服务器上删除',
   tooLargeToSync: '内容太大，服务器无法接收，请缩短后重新记录',
   updateReady: '新版本已就绪。', reload: '刷新', offlineReady: '离线可用',
+  type_observation: '观察记录', type_day: '当日小结', type_material: '素材', type_insight: '洞见', type_action: '改善行动',
   moreFields: '原话、维度、标签', offlineSearch: '离线：在本设备上搜索', stance_supports: '支持', stance_refutes: '反驳', observedAt: '记录时间', daySummary: '当日小结', required: '必填', close: '关闭', loading: '加载中…', needOnline: '此功能需要联网。', error: '出错了',
 };
 const en = {
@@ -59,6 +60,7 @@ const en = {
   keepMine: 'Keep mine', keepServer: 'Use server version', retry: 'Retry', discard: 'Discard', deletedOnServer: 'Deleted on the server',
   tooLargeToSync: 'Too large for the server to accept; shorten it and record it again',
   updateReady: 'A new version is ready.', reload: 'Reload', offlineReady: 'Works offline',
+  type_observation: 'Observation', type_day: 'Day summary', type_material: 'Material', type_insight: 'Insight', type_action: 'Action',
   moreFields: 'Quote, dimension, tags', offlineSearch: 'Offline: searching this device', stance_supports: 'Supports', stance_refutes: 'Refutes', observedAt: 'Recorded at', daySummary: 'Summary of the day', required: 'required', close: 'Close', loading: 'Loading…', needOnline: 'This needs a network connection.', error: 'Something went wrong',
 };
 const DICTS = { 'zh-CN': zh, en };

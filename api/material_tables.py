@@ -62,6 +62,11 @@ class Material(SQLModel, table=True):
     deleted_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
 
 
+# A tus Upload-Metadata header, kept as sent: the longest caption (2,000 characters, up to 8,000 of
+# base64), the file name and the ids fit.
+MAX_METADATA = 16_000
+
+
 class Upload(SQLModel, table=True):
     """A tus resumable upload. Its committed offset is what has been fsynced to its partial file."""
 
@@ -76,7 +81,7 @@ class Upload(SQLModel, table=True):
     observation_id: uuid.UUID | None = None
     filename: str = Field(max_length=255)
     caption: str | None = Field(default=None, max_length=2000)
-    metadata_header: str = Field(max_length=8000)
+    metadata_header: str = Field(max_length=MAX_METADATA)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_utc())
     expires_at: datetime = Field(sa_column=_utc())
     completed_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))

@@ -12,6 +12,7 @@ from fastapi import Depends, Header, Request, Response
 from fastapi.routing import APIRoute
 
 from api.errors import AppError, BadRequest, ErrorResponse, Invalid, responses
+from api.material_tables import MAX_METADATA
 
 TUS_VERSION = "1.0.0"
 EXTENSIONS = "creation,termination,expiration,checksum"
@@ -80,7 +81,7 @@ def answers(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 def parse_metadata(header: str) -> dict[str, str]:
     """``key base64,key base64``; values must be UTF-8."""
-    if len(header) > 8000:
+    if len(header) > MAX_METADATA:
         raise BadRequest("Upload-Metadata is too long.", code="bad_metadata")
     found: dict[str, str] = {}
     for pair in filter(None, (p.strip() for p in header.split(","))):

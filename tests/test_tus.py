@@ -424,9 +424,18 @@ def test_caption_is_refused_above_2000_characters_not_truncated(client: TestClie
     researcher, stint = stint_team["researcher"], stint_team["stint"]
     data = photo(colour="teal")
     h = tus_headers(researcher)
-    for caption in ("x" * 2000, ("叉车司机交接班记录，" * 200)[:1500], f" {'y' * 2000} "):
+    longest = ("叉车司机交接班记录，" * 200)[:2000]  # 8,000 characters of base64 by itself
+    for caption in ("x" * 2000, longest, f" {'y' * 2000} ", "🦺" * 2000):
         mid = str(uuid.uuid4())
-        r = create(client, researcher, stint["id"], len(data), filename="白板.jpg", id=mid, caption=caption)
+        r = create(
+            client,
+            researcher,
+            stint["id"],
+            len(data),
+            filename="仓库白板照片" * 40 + ".jpg",
+            id=mid,
+            caption=caption,
+        )
         assert r.status_code == 201, r.text
         p = client.patch(
             r.headers["location"], content=data, headers={**h, "Upload-Offset": "0", "Content-Type": OCTETS}

@@ -33,15 +33,19 @@ class StintAccess:
         return self.role is Role.manager
 
 
-def stint_access(session: Session, stint_id: uuid.UUID, user: User) -> StintAccess:
-    """The caller's access to a stint; 404 for non-members so a stint's existence never leaks."""
+def stint_access(
+    session: Session, stint_id: uuid.UUID, user: User, *, missing: NotFound | None = None
+) -> StintAccess:
+    """The caller's access to a stint; 404 for non-members so a stint's existence never leaks.
+    ``missing``: the 404 to raise instead, when the caller loaded a record of that stint: a record
+    of a stint you are not in answers exactly as a record that does not exist."""
     found = session.exec(
         select(Stint, Membership.role)
         .join(Membership, Membership.stint_id == Stint.id)  # type: ignore[arg-type]
         .where(Stint.id == stint_id, Membership.user_id == user.id, Stint.deleted_at.is_(None))  # type: ignore[union-attr]
     ).first()
     if found is None:
-        raise NotFound("No such stint.", code="stint_not_found")
+        raise missing or NotFound("No such stint.", code="stint_not_found")
     stint, role = found
     return StintAccess(stint=stint, role=Role(role), user=user)
 

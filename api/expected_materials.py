@@ -8,13 +8,13 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
-from api.access import StintAccess, stint_access
 from api.auth import CurrentUser
 from api.db import SessionDep
-from api.errors import Forbidden, Gone, NotFound, responses
+from api.errors import Forbidden, responses
 from api.material_tables import ExpectedMaterial, Material
 from api.materials import MaterialOut, arrived, material_out
-from api.models import Observation, Role, User
+from api.models import Observation, Role
+from api.observations import load_observation
 
 router = APIRouter(prefix="/api", tags=["materials"])
 
@@ -39,16 +39,6 @@ class ObservationMaterials(BaseModel):
     missing: list[uuid.UUID]
     complete: bool
     items: list[ExpectedItem]
-
-
-def _observation(session: Session, observation_id: uuid.UUID, user: User) -> tuple[Observation, StintAccess]:
-    obs = session.get(Observation, observation_id)
-    if obs is None:
-        raise NotFound("No such observation.")
-    access = stint_access(session, obs.stint_id, user)
-    if obs.deleted_at is not None:
-        raise Gone("This observation was deleted.", code="observation_deleted")
-    return obs, access
 
 
 def _status(session: Session, obs: Observation) -> ObservationMaterials:
@@ -95,7 +85,7 @@ def observation_materials(
     observation_id: uuid.UUID, session: SessionDep, user: CurrentUser
 ) -> ObservationMaterials:
     """The materials an observation expects or has, and which of them have arrived."""
-    obs, _ = _observation(session, observation_id, user)
+    obs, _ = load_observation(session, observation_id, user)
     return _status(session, obs)
 
 
@@ -109,7 +99,7 @@ def set_expected_materials(
 ) -> ObservationMaterials:
     """Say which materials (by the ids the phone chose) belong to this observation; they may arrive later.
     Replaces the list; sending it again is harmless."""
-    obs, access = _observation(session, observation_id, user)
+    obs, access = load_observation(session, observation_id, user)
     access.require(Role.researcher)
     if obs.author_id != user.id and not access.is_manager:
         raise Forbidden("Only the author or a manager changes an observation.")

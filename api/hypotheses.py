@@ -62,10 +62,11 @@ def _log_change(session: Session, hypothesis: Hypothesis) -> None:
 
 
 def _load(session: Session, hypothesis_id: uuid.UUID, user: User) -> tuple[Hypothesis, StintAccess]:
+    missing = NotFound("No such hypothesis.")
     hypothesis = session.get(Hypothesis, hypothesis_id)
     if hypothesis is None:
-        raise NotFound("No such hypothesis.")
-    access = stint_access(session, hypothesis.stint_id, user)
+        raise missing
+    access = stint_access(session, hypothesis.stint_id, user, missing=missing)
     if hypothesis.deleted_at is not None:
         raise Gone("This hypothesis was deleted.")
     return hypothesis, access

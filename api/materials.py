@@ -110,10 +110,11 @@ def material_out(m: Material, *, with_gps: bool = True) -> MaterialOut:
 
 def load_material(session: Session, material_id: uuid.UUID, user: User) -> tuple[Material, StintAccess]:
     """The material and the caller's access; 404 to non-members, 410 once deleted."""
+    missing = NotFound("No such material.", code="material_not_found")
     material = session.get(Material, material_id)
     if material is None:
-        raise NotFound("No such material.", code="material_not_found")
-    access = stint_access(session, material.stint_id, user)
+        raise missing
+    access = stint_access(session, material.stint_id, user, missing=missing)
     if material.deleted_at is not None:
         raise Gone("This material was deleted.", code="material_deleted")
     return material, access

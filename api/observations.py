@@ -60,11 +60,16 @@ def _with_etag(response: Response, out: ObservationOut) -> ObservationOut:
     return out
 
 
-def _load(session: Session, observation_id: uuid.UUID, user: User) -> tuple[Observation, StintAccess]:
+def load_observation(
+    session: Session, observation_id: uuid.UUID, user: User
+) -> tuple[Observation, StintAccess]:
+    """The observation and the caller's access; 404 to non-members (as for no such observation), 410
+    once deleted."""
+    missing = NotFound("No such observation.")
     obs = session.get(Observation, observation_id)
     if obs is None:
-        raise NotFound("No such observation.")
-    access = stint_access(session, obs.stint_id, user)
+        raise missing
+    access = stint_access(session, obs.stint_id, user, missing=missing)
     if obs.deleted_at is not None:
         raise Gone("This observation was deleted.", code="observation_deleted")
     return obs, access
@@ -224,7 +229,7 @@ def _author_id(session: Session, author: str) -> uuid.UUID | None:
 def get_observation(
     observation_id: uuid.UUID, response: Response, session: SessionDep, user: CurrentUser
 ) -> ObservationOut:
-    obs, _ = _load(session, observation_id, user)
+    obs, _ = load_observation(session, observation_id, user)
     return _with_etag(response, observations_out(session, [obs])[0])
 
 
@@ -242,7 +247,7 @@ def update_observation(
     if_match: Annotated[str | None, Header(description="The ETag you read")] = None,
 ) -> ObservationOut:
     """Edit an observation (its author or a manager). Needs `If-Match`: 428 without, 412 when stale."""
-    obs, access = _load(session, observation_id, user)
+    obs, access = load_observation(session, observation_id, user)
     may_edit(access, obs)
     check_if_match(if_match, obs.version, required=True)
     if not apply_update(session, obs, access.stint.timezone, body):
@@ -273,7 +278,7 @@ def delete_observation(
     if_match: Annotated[str | None, Header(description="Optional: the ETag you read")] = None,
 ) -> Response:
     """Delete an observation (its author or a manager). A tombstone stays so other devices learn of it."""
-    obs, access = _load(session, observation_id, user)
+    obs, access = load_observation(session, observation_id, user)
     may_edit(access, obs)
     check_if_match(if_match, obs.version, required=False)
     if not write_version(session, obs, {"deleted_at": utcnow()}):

@@ -194,10 +194,11 @@ def list_shares(session: SessionDep, access: StintManager) -> list[ShareOut]:
 
 
 def _load(session: Session, share_id: uuid.UUID, user: CurrentUser) -> ShareLink:
+    missing = NotFound("No such share link.", code="share_not_found")
     link = session.get(ShareLink, share_id)
     if link is None:
-        raise NotFound("No such share link.", code="share_not_found")
-    stint_access(session, link.stint_id, user).require(Role.manager)
+        raise missing
+    stint_access(session, link.stint_id, user, missing=missing).require(Role.manager)
     return link
 
 

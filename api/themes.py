@@ -92,10 +92,11 @@ def list_themes(session: SessionDep, access: StintDep) -> list[Theme]:
 
 
 def _load_theme(session: Session, theme_id: uuid.UUID, user: User) -> Theme:
+    missing = NotFound("No such theme.", code="theme_not_found")
     theme = session.get(Theme, theme_id)
     if theme is None:
-        raise NotFound("No such theme.", code="theme_not_found")
-    stint_access(session, theme.stint_id, user).require(Role.researcher)
+        raise missing
+    stint_access(session, theme.stint_id, user, missing=missing).require(Role.researcher)
     return theme
 
 

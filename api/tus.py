@@ -144,9 +144,10 @@ def _load(
     byte makes a material): only while they may still add materials there, as when it was created.
     Abandoning one's own upload (DELETE) stays possible after a demotion: it only frees the bytes."""
     upload = session.get(Upload, upload_id)
+    missing = NotFound("No such upload.", code="upload_not_found")
     if upload is None or upload.user_id != user.id:
-        raise NotFound("No such upload.", code="upload_not_found")
-    access = stint_access(session, upload.stint_id, user)
+        raise missing
+    access = stint_access(session, upload.stint_id, user, missing=missing)
     if adding:
         access.require(Role.researcher)
     if upload.error is not None:

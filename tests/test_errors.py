@@ -108,3 +108,35 @@ def test_nul_in_query_is_a_4xx(client, stint_team, query):
     assert 400 <= r.status_code < 500
     r = client.post("/api/auth/token", data={"username": "a\x00@example.com", "password": "x"})
     assert r.status_code == 401
+
+
+def test_a_record_of_another_stint_answers_as_no_record(client, stint_team):
+    """A non-member learns nothing from an id: a real observation, hypothesis, material or theme of a
+    stint they are not in gets the very answer an id that exists nowhere gets."""
+    t = stint_team
+    sid, researcher, outsider = t["stint"]["id"], t["researcher"].headers, t["outsider"].headers
+    made = {
+        "observations": client.post(
+            f"/api/stints/{sid}/observations", json={"text": "门卫处排队"}, headers=researcher
+        ),
+        "hypotheses": client.post(
+            f"/api/stints/{sid}/hypotheses", json={"statement": "排班靠经验"}, headers=researcher
+        ),
+        "materials": client.post(
+            f"/api/stints/{sid}/materials",
+            files={"file": ("记录.txt", "手写单据".encode())},
+            headers=researcher,
+        ),
+        "themes": client.post(f"/api/stints/{sid}/themes", json={"name": "排班"}, headers=researcher),
+    }
+    for kind, r in made.items():
+        assert r.status_code == 201, (kind, r.text)
+        real = client.get(f"/api/{kind}/{r.json()['id']}", headers=outsider)
+        nowhere = client.get(f"/api/{kind}/00000000-0000-4000-8000-000000000000", headers=outsider)
+        if kind == "themes":  # no GET of one theme: a PATCH answers the same way
+            real = client.patch(f"/api/themes/{r.json()['id']}", json={"name": "x"}, headers=outsider)
+            nowhere = client.patch(
+                "/api/themes/00000000-0000-4000-8000-000000000000", json={"name": "x"}, headers=outsider
+            )
+        assert real.status_code == nowhere.status_code == 404, kind
+        assert real.json() == nowhere.json(), kind

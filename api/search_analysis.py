@@ -11,7 +11,9 @@
   every occurrence of a character is the start of a token: a query of one character is a prefix
   query (all tokens starting with it), with recall 1.0, at the cost of one token per run (a
   separate unigram field doubled the postings and halved indexing speed).
-* Other words (Latin letters, digits, Malay…) are Porter-stemmed when purely a–z.
+* Other words (Latin letters, digits, Malay…) are Porter-stemmed when purely a–z. A word mixing
+  letters and digits (500kg, excel2016, iphone15) is indexed whole and, at the same position,
+  as its letter and digit runs: kg, excel and iphone find it, 500kg still finds only it.
 """
 
 import html
@@ -35,6 +37,7 @@ _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020
 _TOKENS = re.compile(f"([{_CJK}]+)|([^\\W_{_CJK}]+)")
 _CJK_CHARS = re.compile(f"[{_CJK}]")
 _ASCII_WORD = re.compile(r"[a-z]+")
+_WORD_PARTS = re.compile(r"\d+|[^\W\d_]+")
 FIELD_SEPARATOR = "\u2029"
 _FIELD_GAP = 16  # positions between two texts of a record: no phrase spans them
 
@@ -48,15 +51,34 @@ def _word(word: str) -> str:
     return stem(word) if _ASCII_WORD.fullmatch(word) else word
 
 
-def tokens(normalised: str) -> Iterator[tuple[str, int, int, int]]:
-    """``(token, position, start, end)`` for already normalised text."""
+@lru_cache(maxsize=200_000)
+def _word_parts(word: str) -> tuple[tuple[str, int, int], ...]:
+    """A word of letters and digits together (500kg, excel2016, iphone15): its letter and digit
+    runs (stemmed) with their offsets, each indexed at the word's position beside the whole word,
+    so kg, excel and iphone find it. Empty for any other word."""
+    runs = list(_WORD_PARTS.finditer(word))
+    if len(runs) < 2:
+        return ()
+    seen: dict[str, tuple[int, int]] = {}
+    for m in runs:
+        seen.setdefault(_word(m.group()), (m.start(), m.end()))
+    return tuple((part, start, end) for part, (start, end) in seen.items())
+
+
+def tokens(normalised: str, parts: bool = False) -> Iterator[tuple[str, int, int, int]]:
+    """``(token, position, start, end)`` for already normalised text; with ``parts``, also the
+    letter and digit runs of mixed words (what the index holds; a query looks up whole words)."""
     pos = 0
     for chunk_start, chunk in _chunks(normalised):
         for m in _TOKENS.finditer(chunk):
             start = chunk_start + m.start()
             run = m.group(1)
             if run is None:
-                yield _word(m.group(2)), pos, start, chunk_start + m.end()
+                word = m.group(2)
+                yield _word(word), pos, start, chunk_start + m.end()
+                if parts:
+                    for part, part_start, part_end in _word_parts(word):
+                        yield part, pos, start + part_start, start + part_end
                 pos += 1
             elif len(run) == 1:
                 yield run, pos, start, start + 1
@@ -83,7 +105,7 @@ class MixedAnalyzer(Analyzer):  # type: ignore[misc]
         self, value: str, positions: bool = False, chars: bool = False, **kwargs: Any
     ) -> Iterator[Token]:
         t = Token(positions, chars, removestops=False, mode=kwargs.get("mode", ""))
-        for text, pos, start, end in tokens(normalise(value)):
+        for text, pos, start, end in tokens(normalise(value), parts=True):
             t.text, t.pos, t.startchar, t.endchar, t.boost, t.stopped = text, pos, start, end, 1.0, False
             yield t
 
@@ -96,7 +118,10 @@ def index_terms(normalised: str) -> dict[str, list[int]]:
         for m in _TOKENS.finditer(chunk):
             run = m.group(1)
             if run is None:
-                poses.setdefault(_word(m.group(2)), []).append(pos)
+                word = m.group(2)
+                poses.setdefault(_word(word), []).append(pos)
+                for part, _, _ in _word_parts(word):
+                    poses.setdefault(part, []).append(pos)
                 pos += 1
             elif len(run) == 1:
                 poses.setdefault(run, []).append(pos)
@@ -288,7 +313,7 @@ def mark_spans(text: str, parts: Sequence[Part]) -> list[tuple[int, int]]:
             continue
         if at is None:
             at = {}
-            for token, pos, start, end in tokens(norm):
+            for token, pos, start, end in tokens(norm, parts=True):
                 at.setdefault((token, pos), (start, end))
         first = part.tokens[0]
         for (token, pos), (start, _) in at.items():

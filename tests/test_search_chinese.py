@@ -84,3 +84,21 @@ def test_pdf_text_with_radicals_is_found(client, stint_team, app):
         assert _ids(search(client, r, q=q)) == both, q
     hit = next(h for h in search(client, r, q="很长")["hits"] if h["id"] == obs["id"])
     assert "<mark>很⻓</mark>" in hit["snippet"]
+
+
+def test_letter_and_digit_parts_of_a_word_are_found(client, stint_team, app):
+    """500㎏ is the word 500kg after NFKC: kg and 500 find it too, as do excel (Excel2016) and iphone
+    (iPhone15); the whole word still finds only itself."""
+    t = stint_team
+    sid, r = t["stint"]["id"], t["researcher"]
+    mixed = observe(client, r, sid, "叉车载重500㎏，调度用Excel2016排班，店长的iPhone15拍照")
+    plain = observe(client, r, sid, "财务用 Excel 对账，用 iPhone 扫码")
+    settle(app)
+    for q in ("kg", "500", "2016", "15", "500kg", "500 kg", '"500kg 调度"', "excel2016", "iphone15", "ＫＧ"):
+        assert _ids(search(client, r, q=q)) == {mixed["id"]}, q
+    both = {mixed["id"], plain["id"]}
+    assert _ids(search(client, r, q="excel")) == _ids(search(client, r, q="iphones")) == both
+    hit = search(client, r, q="kg")["hits"][0]
+    assert "500<mark>㎏</mark>" in hit["snippet"]
+    assert "<mark>iPhone15</mark>" in search(client, r, q="iphone15")["hits"][0]["snippet"]
+    assert "<mark>iPhone</mark>15" in search(client, r, q="iphone 叉车")["hits"][0]["snippet"]

@@ -101,7 +101,7 @@ def test_writers_of_a_process_are_served_in_arrival_order(engine: sa.Engine) -> 
     for i in range(8):
         threads.append(threading.Thread(target=write, args=(engine, f"w{i}")))
         threads[-1].start()
-        time.sleep(0.05)
+        time.sleep(0.1)
     holder.commit()
     holder.close()
     for t in threads:
@@ -138,7 +138,7 @@ def test_no_writer_of_two_processes_starves(engine: sa.Engine, url: str) -> None
     counts = {who: len(w) for who, w in waits.items()}
     worst = max(max(w) for w in waits.values())
     assert len(counts) == 8 and min(counts.values()) * 4 >= max(counts.values()), counts
-    assert worst < 1.0, f"a writer waited {worst:.2f} s; {counts}"
+    assert worst < 1.5, f"a writer waited {worst:.2f} s; {counts}"
 
 
 @pytest.mark.parametrize("end", ["commit", "exception", "rollback", "close", "invalidate", "conflict"])

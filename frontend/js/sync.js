@@ -391,6 +391,9 @@ async function uploads() {
         progress: (sent, total) => { state.progress = { sent, total }; emit(); },
       });
     } catch (e) {
+      // Timed out (the link stalls): the rest of this run (the pull) goes on; this photo and those
+      // after it wait for the next run, which resumes from the server's offset.
+      if (e.code === 'timeout') return;
       if (e.status === 0 || e.status === 401 || e.status >= 500 || e.status === 423 || e.status === 409) throw e;
       // The server refused the file (415 type, 413 size, 422 content): the user decides.
       await db.write(['uploads', 'issues'], (tx) => {

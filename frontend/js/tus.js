@@ -6,6 +6,15 @@ import { CSRF } from './api.js';
 
 const TUS = { 'Tus-Resumable': '1.0.0' };
 const CHUNK = 1024 * 1024;
+const MIN_CHUNK = 64 * 1024;
+// Every request has a time limit: on a site the Wi-Fi often stalls rather than drops, and a request
+// that never ends would hold up the whole sync run. A PATCH gets 60 s plus 1 s per 8 KB it carries
+// (1 MiB: ~3 min). Tests may set globalThis.__fieldbookTusTimeouts (ms) to make them tiny.
+const limits = () => ({ request: 30000, patch: 60000, per8k: 1000, ...globalThis.__fieldbookTusTimeouts });
+const patchLimit = (bytes, t = limits()) => t.patch + Math.ceil(bytes / 8192) * t.per8k;
+// The chunk size per upload (by id), for this page's life. A timed-out PATCH halves it, so a very
+// slow link still gets whole chunks through; a chunk sent in under half its time doubles it again.
+const chunks = new Map();
 
 function b64(text) {
   const bytes = new TextEncoder().encode(text);
@@ -29,11 +38,18 @@ export class TusError extends Error {
   }
 }
 
-async function call(url, init) {
+// status 0: no answer. code 'timeout': the time limit passed (the caller gives up for this sync run;
+// the server's offset says what arrived), 'offline': the request failed.
+async function call(url, init, timeout = limits().request) {
+  const ctl = new AbortController();
+  let late = false;
+  const timer = setTimeout(() => { late = true; ctl.abort(); }, timeout);
   try {
-    return await fetch(url, { credentials: 'same-origin', cache: 'no-store', ...init });
+    return await fetch(url, { credentials: 'same-origin', cache: 'no-store', ...init, signal: ctl.signal });
   } catch (e) {
-    throw new TusError(0, String(e && e.message), 'offline');
+    throw new TusError(0, late ? `no answer in ${timeout} ms` : String(e && e.message), late ? 'timeout' : 'offline');
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -75,12 +91,21 @@ export async function upload(item, { save, progress } = {}) {
     if (save) await save(url);
   }
   while (offset < total) {
-    const chunk = item.blob.slice(offset, Math.min(total, offset + CHUNK));
-    const res = await call(url, {
-      method: 'PATCH',
-      headers: { ...TUS, ...CSRF, 'Upload-Offset': String(offset), 'Content-Type': 'application/offset+octet-stream' },
-      body: chunk,
-    });
+    const size = chunks.get(item.id) || CHUNK;
+    const chunk = item.blob.slice(offset, Math.min(total, offset + size));
+    const limit = patchLimit(chunk.size);
+    const started = Date.now();
+    let res;
+    try {
+      res = await call(url, {
+        method: 'PATCH',
+        headers: { ...TUS, ...CSRF, 'Upload-Offset': String(offset), 'Content-Type': 'application/offset+octet-stream' },
+        body: chunk,
+      }, limit);
+    } catch (e) {
+      if (e.code === 'timeout') chunks.set(item.id, Math.max(MIN_CHUNK, size / 2));
+      throw e;
+    }
     if (res.status === 409) {
       // Our idea of the offset is stale: ask again.
       const head = await call(url, { method: 'HEAD', headers: { ...TUS } });
@@ -89,8 +114,10 @@ export async function upload(item, { save, progress } = {}) {
       continue;
     }
     if (res.status !== 204) throw await failure(res);
+    if (Date.now() - started < limit / 2 && size < CHUNK) chunks.set(item.id, size * 2);
     offset = Number(res.headers.get('Upload-Offset'));
     if (progress) progress(offset, total);
   }
+  chunks.delete(item.id);
   return url;
 }

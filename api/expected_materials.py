@@ -29,6 +29,7 @@ class ExpectedItem(BaseModel):
     material_id: uuid.UUID
     expected: bool = Field(description="Listed by the observation")
     arrived: bool
+    deleted: bool = Field(description="It arrived and was deleted since: no longer missing")
     material: MaterialOut | None
 
 
@@ -36,7 +37,8 @@ class ObservationMaterials(BaseModel):
     observation_id: uuid.UUID
     expected: int
     arrived: int
-    missing: list[uuid.UUID]
+    missing: list[uuid.UUID] = Field(description="Expected, not arrived, and not deleted since")
+    deleted: list[uuid.UUID] = Field(description="Expected, arrived, then deleted on purpose")
     complete: bool
     items: list[ExpectedItem]
 
@@ -56,21 +58,37 @@ def _status(session: Session, obs: Observation) -> ObservationMaterials:
     ).all()
     ids = list(dict.fromkeys([*expected, *attached]))
     found = {k: m for k, m in arrived(session, ids).items() if m.stint_id == obs.stint_id}
+    # A material someone deleted on purpose is no longer awaited: the observation can be complete.
+    deleted = (
+        set(
+            session.exec(
+                select(Material.id).where(
+                    col(Material.id).in_(expected),
+                    Material.stint_id == obs.stint_id,
+                    col(Material.deleted_at).is_not(None),
+                )
+            ).all()
+        )
+        if expected
+        else set()
+    )
     items = [
         ExpectedItem(
             material_id=i,
             expected=i in expected,
             arrived=i in found,
+            deleted=i in deleted,
             material=material_out(found[i]) if i in found else None,
         )
         for i in ids
     ]
-    missing = [i for i in expected if i not in found]
+    missing = [i for i in expected if i not in found and i not in deleted]
     return ObservationMaterials(
         observation_id=obs.id,
         expected=len(expected),
         arrived=sum(1 for i in expected if i in found),
         missing=missing,
+        deleted=[i for i in expected if i in deleted],
         complete=not missing,
         items=items,
     )

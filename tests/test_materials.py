@@ -260,6 +260,18 @@ def test_expected_materials_show_what_arrived(client: TestClient, stint_team) ->
         client.put(url, json={"material_ids": ids}, headers=stint_team["viewer"].headers).status_code == 403
     )
     assert client.get(url, headers=stint_team["outsider"].headers).status_code == 404
+    # A photo deleted on purpose is no longer awaited; the one still to come is.
+    assert client.delete(f"/api/materials/{ids[2]}", headers=researcher.headers).status_code == 204
+    status = client.get(url, headers=researcher.headers).json()
+    assert (status["arrived"], status["missing"], status["deleted"]) == (1, [ids[1]], [ids[2]])
+    assert [(i["arrived"], i["deleted"]) for i in status["items"]] == [
+        (True, False),
+        (False, False),
+        (False, True),
+    ]
+    upload(client, stint["id"], researcher, photo(colour="blue"), id=ids[1], observation_id=obs["id"])
+    status = client.get(url, headers=researcher.headers).json()
+    assert (status["arrived"], status["missing"], status["complete"]) == (2, [], True)
 
 
 def test_gc_removes_only_what_nothing_needs(client: TestClient, stint_team, app, settings: Settings) -> None:

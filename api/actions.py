@@ -139,10 +139,11 @@ def load_action(
     session: Session, action_id: uuid.UUID, user: User, *, lock: bool = False
 ) -> tuple[Action, StintAccess]:
     """The action and the caller's access; ``lock`` for writes, so concurrent changes take turns."""
+    missing = NotFound("No such action.", code="action_not_found")
     action = session.get(Action, action_id, with_for_update=lock)
     if action is None:
-        raise NotFound("No such action.", code="action_not_found")
-    access = stint_access(session, action.stint_id, user)
+        raise missing
+    access = stint_access(session, action.stint_id, user, missing=missing)
     if action.deleted_at is not None:
         raise Gone("This action was deleted.", code="action_deleted")
     return action, access

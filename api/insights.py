@@ -82,10 +82,11 @@ def _load(
     session: Session, insight_id: uuid.UUID, user: User, *, lock: bool = False
 ) -> tuple[Insight, StintAccess]:
     """The insight and the caller's access; ``lock`` for writes, so concurrent edits take turns."""
+    missing = NotFound("No such insight.", code="insight_not_found")
     insight = session.get(Insight, insight_id, with_for_update=lock)
     if insight is None:
-        raise NotFound("No such insight.", code="insight_not_found")
-    access = stint_access(session, insight.stint_id, user)
+        raise missing
+    access = stint_access(session, insight.stint_id, user, missing=missing)
     if insight.deleted_at is not None:
         raise Gone("This insight was deleted.", code="insight_deleted")
     return insight, access

@@ -128,6 +128,14 @@ def test_a_record_of_another_stint_answers_as_no_record(client, stint_team):
             headers=researcher,
         ),
         "themes": client.post(f"/api/stints/{sid}/themes", json={"name": "排班"}, headers=researcher),
+        "insights": client.post(
+            f"/api/stints/{sid}/insights",
+            json={"title": "排班全靠经验", "statement": "调度员凭经验排班"},
+            headers=researcher,
+        ),
+        "actions": client.post(
+            f"/api/stints/{sid}/actions", json={"title": "试点智能排班"}, headers=researcher
+        ),
     }
     for kind, r in made.items():
         assert r.status_code == 201, (kind, r.text)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -163,3 +164,13 @@ def stint_team(client: TestClient, person):  # type: ignore[no-untyped-def]
         "outsider": outsider,
         "admin": admin,
     }
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium through Playwright, one per browser test module (each skips itself where
+    there is none: tests.e2e_support.skip_unless_browser)."""
+    from tests.e2e_support import chromium
+
+    with chromium() as b:
+        yield b

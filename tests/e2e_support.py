@@ -10,10 +10,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlmodel import Session
 
 from api import migrations
@@ -44,6 +46,19 @@ def browser_missing() -> str | None:
     if not Path(CHROMIUM).exists():
         return f"{CHROMIUM} is missing (apt-get install chromium fonts-noto-cjk)"
     return None
+
+
+def skip_unless_browser() -> None:
+    """At the top of a browser test module, before it imports Playwright: skip it without a browser
+    (an error in CI, which must run them), and in the PostgreSQL leg (each module starts its own
+    server on its own SQLite database, so the scenarios run once)."""
+    missing = browser_missing()
+    if missing and os.environ.get("CI"):
+        raise RuntimeError(f"CI must run the browser tests: {missing}")
+    if missing:
+        pytest.skip(missing, allow_module_level=True)
+    if os.environ.get("FIELDBOOK_TEST_DATABASE_URL"):
+        pytest.skip("the browser scenarios run once, in the SQLite leg", allow_module_level=True)
 
 
 def _free_port() -> int:
@@ -132,6 +147,37 @@ def live_server(
             proc.kill()
             proc.wait()
         log.close()
+
+
+def new_stint(
+    server: LiveServer,
+    manager: dict[str, str],
+    title: str,
+    *,
+    researchers: tuple[str, ...] = (),
+    days_before: int = 3,
+    **fields: Any,
+) -> dict[str, Any]:
+    """A stint run by ``manager`` (auth headers), around today, with these researchers (e-mails) on it."""
+    today = date.today()
+    body = {
+        "title": title,
+        "customer": "顺达物流",
+        "purpose": "product",
+        "start_date": (today - timedelta(days=days_before)).isoformat(),
+        "end_date": (today + timedelta(days=20)).isoformat(),
+        "timezone": "Asia/Shanghai",
+        **fields,
+    }
+    r = server.api("POST", "/api/stints", manager, json=body)
+    assert r.status_code == 201, r.text
+    stint: dict[str, Any] = r.json()
+    for email in researchers:
+        added = server.api(
+            "POST", f"/api/stints/{stint['id']}/members", manager, json={"email": email, "role": "researcher"}
+        )
+        assert added.status_code == 201, added.text
+    return stint
 
 
 @contextmanager

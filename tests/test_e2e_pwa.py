@@ -10,7 +10,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,22 +18,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from PIL import Image
 
-from tests.e2e_support import PASSWORD, LiveServer, browser_missing, chromium, live_server
+from tests.e2e_support import PASSWORD, LiveServer, live_server, new_stint, skip_unless_browser
 
 pytestmark = pytest.mark.slow
-
-_missing = browser_missing()
-if _missing and os.environ.get("CI"):
-    raise RuntimeError(f"CI must run the browser tests: {_missing}")
-if _missing:
-    pytest.skip(_missing, allow_module_level=True)
-if os.environ.get("FIELDBOOK_TEST_DATABASE_URL"):
-    pytest.skip(
-        "the browser scenario runs once, in the SQLite leg (it starts its own server on its own database)",
-        allow_module_level=True,
-    )
+skip_unless_browser()
 
 SHOTS = Path(__file__).resolve().parent / "e2e_screenshots"
+SHOTS.mkdir(exist_ok=True)
 RESEARCHER = "li.wei@example.com"
 MANAGER = "zhang.min@example.com"
 PHONE = {"width": 360, "height": 640}
@@ -65,38 +56,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         yield srv
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    SHOTS.mkdir(exist_ok=True)
-    with chromium() as b:
-        yield b
-
-
 @pytest.fixture
 def stint(server: LiveServer) -> dict[str, Any]:
     """A stint run by the manager, with the researcher on it and one hypothesis."""
     mgr = server.token(MANAGER)
-    today = date.today()
-    r = server.api(
-        "POST",
-        "/api/stints",
-        mgr,
-        json={
-            "title": "华东物流调度驻场",
-            "customer": "顺达物流",
-            "purpose": "product",
-            "start_date": (today - timedelta(days=3)).isoformat(),
-            "end_date": (today + timedelta(days=20)).isoformat(),
-            "site": "上海嘉定仓",
-            "timezone": "Asia/Shanghai",
-        },
-    )
-    assert r.status_code == 201, r.text
-    stint = r.json()
-    r = server.api(
-        "POST", f"/api/stints/{stint['id']}/members", mgr, json={"email": RESEARCHER, "role": "researcher"}
-    )
-    assert r.status_code == 201, r.text
+    stint = new_stint(server, mgr, "华东物流调度驻场", researchers=(RESEARCHER,), site="上海嘉定仓")
     r = server.api(
         "POST",
         f"/api/stints/{stint['id']}/hypotheses",

@@ -8,22 +8,14 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from datetime import date, timedelta
 from typing import Any
 
 import pytest
 
-from tests.e2e_support import LiveServer, browser_missing, chromium, live_server
+from tests.e2e_support import LiveServer, live_server, new_stint, skip_unless_browser
 
 pytestmark = pytest.mark.slow
-
-_missing = browser_missing()
-if _missing and os.environ.get("CI"):
-    raise RuntimeError(f"CI must run the browser tests: {_missing}")
-if _missing:
-    pytest.skip(_missing, allow_module_level=True)
-if os.environ.get("FIELDBOOK_TEST_DATABASE_URL"):
-    pytest.skip("the browser scenarios run once, in the SQLite leg", allow_module_level=True)
+skip_unless_browser()
 
 from tests.test_e2e_pwa import (  # noqa: E402 - after the skips: importing it needs the browser too
     MANAGER,
@@ -57,32 +49,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
             os.environ["FIELDBOOK_MAX_BODY_BYTES"] = before
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
-
-
 def _new_stint(server: LiveServer, title: str, researcher: bool = True) -> dict[str, Any]:
     mgr = server.token(MANAGER)
-    today = date.today()
-    r = server.api(
-        "POST",
-        "/api/stints",
-        mgr,
-        json={
-            "title": title,
-            "customer": "顺达物流",
-            "purpose": "product",
-            "start_date": (today - timedelta(days=3)).isoformat(),
-            "end_date": (today + timedelta(days=20)).isoformat(),
-            "timezone": "Asia/Shanghai",
-        },
-    )
-    assert r.status_code == 201, r.text
-    stint = r.json()
-    if researcher:
-        _add(server, stint["id"], mgr)
+    stint = new_stint(server, mgr, title, researchers=(RESEARCHER,) if researcher else ())
     return {**stint, "manager": mgr, "researcher": server.token(RESEARCHER)}
 
 

@@ -12,17 +12,10 @@ from typing import Any
 
 import pytest
 
-from tests.e2e_support import LiveServer, browser_missing, chromium, live_server
+from tests.e2e_support import LiveServer, live_server, skip_unless_browser
 
 pytestmark = pytest.mark.slow
-
-_missing = browser_missing()
-if _missing and os.environ.get("CI"):
-    raise RuntimeError(f"CI must run the browser tests: {_missing}")
-if _missing:
-    pytest.skip(_missing, allow_module_level=True)
-if os.environ.get("FIELDBOOK_TEST_DATABASE_URL"):
-    pytest.skip("the browser scenarios run once, in the SQLite leg", allow_module_level=True)
+skip_unless_browser()
 
 from PIL import Image  # noqa: E402
 
@@ -46,12 +39,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         tmp_path_factory.mktemp("e2e-uploads") / "data", [(RESEARCHER, "李伟"), (MANAGER, "张敏")]
     ) as srv:
         yield srv
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
 
 
 def _idb_all(page: Any, store: str) -> list[Any]:

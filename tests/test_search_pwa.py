@@ -2,7 +2,6 @@
 named in the user's language, and each hit opens its record, in the hit's stint."""
 
 import io
-import os
 import time
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -11,19 +10,10 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.e2e_support import PASSWORD, LiveServer, browser_missing, chromium, live_server
+from tests.e2e_support import PASSWORD, LiveServer, chromium, live_server, new_stint, skip_unless_browser
 
 pytestmark = pytest.mark.slow
-
-_missing = browser_missing()
-if _missing and os.environ.get("CI"):
-    raise RuntimeError(f"CI must run the browser tests: {_missing}")
-if _missing:
-    pytest.skip(_missing, allow_module_level=True)
-if os.environ.get("FIELDBOOK_TEST_DATABASE_URL"):
-    pytest.skip(
-        "browser tests run in the SQLite leg (their server has its own database)", allow_module_level=True
-    )
+skip_unless_browser()
 
 RESEARCHER = "chen.jing@example.com"
 MANAGER = "wang.lei@example.com"
@@ -59,26 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 
 def _stint(server: LiveServer, mgr: dict[str, str], title: str) -> str:
-    today = date.today()
-    r = server.api(
-        "POST",
-        "/api/stints",
-        mgr,
-        json={
-            "title": title,
-            "customer": "顺达物流",
-            "purpose": "product",
-            "start_date": (today - timedelta(days=40)).isoformat(),
-            "end_date": (today + timedelta(days=20)).isoformat(),
-            "timezone": "Asia/Shanghai",
-        },
-    )
-    assert r.status_code == 201, r.text
-    sid: str = r.json()["id"]
-    r = server.api(
-        "POST", f"/api/stints/{sid}/members", mgr, json={"email": RESEARCHER, "role": "researcher"}
-    )
-    assert r.status_code == 201, r.text
+    sid: str = new_stint(server, mgr, title, researchers=(RESEARCHER,), days_before=40)["id"]
     return sid
 
 

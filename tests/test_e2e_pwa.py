@@ -97,6 +97,13 @@ def _pending(page: Any) -> int:
     return int(page.get_attribute("#sync-badge", "data-pending") or "-1")
 
 
+def _capture_with_photo(page: Any, text: str, name: str, photo: bytes) -> None:
+    """Save an observation with one photo from the capture form (online or not)."""
+    page.get_by_label(re.compile("^观察内容")).fill(text)
+    page.set_input_files("#photo-input", files=[{"name": name, "mimeType": "image/jpeg", "buffer": photo}])
+    page.get_by_role("button", name="保存").click()
+
+
 def _wait_pending(page: Any, n: int, timeout: float = 30) -> None:
     page.wait_for_function(
         f"() => document.querySelector('#sync-badge')?.dataset.pending === '{n}'",
@@ -467,11 +474,7 @@ def test_photo_upload_resumes_after_a_dropped_connection(
 
     page.route("**/api/uploads/*", drop_second_patch)
     ctx.set_offline(True)
-    page.get_by_label(re.compile("^观察内容")).fill("月台上的纸质交接单，司机和仓管各签一次")
-    page.set_input_files(
-        "#photo-input", files=[{"name": "交接单.jpg", "mimeType": "image/jpeg", "buffer": photo}]
-    )
-    page.get_by_role("button", name="保存").click()
+    _capture_with_photo(page, "月台上的纸质交接单，司机和仓管各签一次", "交接单.jpg", photo)
     _wait_pending(page, 2)
     ctx.set_offline(False)
     _wait_pending(page, 1, timeout=30)  # the observation went; the photo did not

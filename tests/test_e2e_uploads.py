@@ -6,7 +6,6 @@ server's offset with a smaller chunk."""
 import hashlib
 import io
 import os
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +21,7 @@ from PIL import Image  # noqa: E402
 from tests.test_e2e_pwa import (  # noqa: E402 - after the skips: importing it needs the browser too
     MANAGER,
     RESEARCHER,
+    _capture_with_photo,
     _eventually,
     _open_stint,
     _server_materials,
@@ -85,11 +85,7 @@ def test_a_stalled_patch_is_given_up_and_resumed_next_sync(server: LiveServer, b
     page.evaluate("() => { globalThis.__fieldbookTusTimeouts = { patch: 1500, per8k: 0 }; }")
 
     ctx.set_offline(True)
-    page.get_by_label(re.compile("^观察内容")).fill("冷库门口的温度记录表每两小时手写一次")
-    page.set_input_files(
-        "#photo-input", files=[{"name": "温度记录表.jpg", "mimeType": "image/jpeg", "buffer": photo}]
-    )
-    page.get_by_role("button", name="保存").click()
+    _capture_with_photo(page, "冷库门口的温度记录表每两小时手写一次", "温度记录表.jpg", photo)
     _wait_pending(page, 2)
     # Meanwhile the manager writes on the server: the pull after the stalled upload brings it.
     note = "经理补充：质检员下午三点换班"

@@ -59,12 +59,19 @@ def check_links(links: Sequence[HypothesisLink], found: set[uuid.UUID]) -> None:
 
 
 def usable_links(
-    session: Session, stint_id: uuid.UUID, links: Sequence[HypothesisLink], live: set[uuid.UUID]
+    session: Session,
+    stint_id: uuid.UUID,
+    links: Sequence[HypothesisLink],
+    live: set[uuid.UUID] | None = None,
 ) -> list[HypothesisLink]:
     """The links a write keeps: those to live hypotheses (``live``: at least those of ``links`` that
-    are, see :func:`live_hypotheses`). A link to a hypothesis of this stint that was deleted is left
+    are, when the caller knows them; else looked up, see :func:`live_hypotheses`). A link to a hypothesis of this stint that was deleted is left
     out, not refused: a device that read or made it before it learned of the deletion is not stuck.
     Invalid for any other hypothesis (another stint's, or none)."""
+    if not links:
+        return []
+    if live is None:
+        live = live_hypotheses(session, stint_id, {link.hypothesis_id for link in links})
     missing = {link.hypothesis_id for link in links} - live
     if not missing:
         return list(links)
@@ -129,9 +136,6 @@ class NewObservation:
     @property
     def row(self) -> Observation:
         return Observation(**self.values)
-
-    def hypothesis_ids(self) -> set[uuid.UUID]:
-        return {link.hypothesis_id for link in self.links}
 
 
 def new_observation(
@@ -218,9 +222,7 @@ def apply_update(
     links = body.links()
     before: dict[uuid.UUID, HypothesisLink] = {}
     if links is not None:
-        wanted = {link.hypothesis_id for link in links}
-        found = live if live is not None else live_hypotheses(session, obs.stint_id, wanted)
-        links = usable_links(session, obs.stint_id, links, found)
+        links = usable_links(session, obs.stint_id, links, live)
         before = current_links(session, obs)
         if {link.hypothesis_id: link for link in links} == before:
             links = None

@@ -45,7 +45,6 @@ from api.observation_schemas import (
 from api.observation_writes import (
     apply_update,
     insert_observations,
-    live_hypotheses,
     new_observation,
     same_create,
     usable_links,
@@ -100,12 +99,7 @@ def create_observation(
     existing = session.get(Observation, obs_id)
     if existing is None:
         new = new_observation(access.stint, access.user.id, body, obs_id, utcnow())
-        new.links = usable_links(
-            session,
-            access.stint.id,
-            new.links,
-            live_hypotheses(session, access.stint.id, new.hypothesis_ids()),
-        )
+        new.links = usable_links(session, access.stint.id, new.links)
         obs = new.row
         try:
             # On PostgreSQL the INSERT itself meets a concurrent create of the same id.

@@ -5,16 +5,13 @@ Whoosh's generic matchers cost most of a query's time (a phrase was matched once
 to score). Here each clause is evaluated once, a segment at a time: posting blocks are read whole,
 document sets are intersected with Python sets, phrase positions are checked only for documents
 that hold every bigram, and BM25 is computed only for the documents that pass the filters. Posting
-blocks are read through ``W3LeafMatcher``'s block attributes: ``whoosh`` is pinned exactly, and the
-tests exercise every path.
+blocks are read whole, and long lists cached, by ``api/search_postings.py``.
 """
 
 import heapq
 import json
 import math
-import threading
-from bisect import bisect_right
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence, Set
 from dataclasses import dataclass, field
 from itertools import chain
@@ -24,10 +21,10 @@ from typing import Any
 from api import search_columns
 from api.search_analysis import Clause, MixedPositions, Part, contains_sequence, phrase_ends
 from api.search_columns import K1, NAMES, Columns, View, ordinals
+from api.search_postings import FIELD, postings
 
 FACETS = ("types", "kinds", "tags", "authors", "stints", "days")
 FACET_SIZE = 50
-FIELD = "text"
 _DECODE = MixedPositions().decode_positions
 
 
@@ -129,80 +126,6 @@ def _facets(docs: list[int], cols: Columns) -> dict[str, list[tuple[str, int]]]:
 # --- evaluating clauses ---------------------------------------------------------------------
 
 
-_Postings = tuple[list[int], list[float], list[bytes]]
-_CACHE: "OrderedDict[tuple[str, bytes], _Postings]" = OrderedDict()
-_CACHE_LOCK = threading.Lock()
-_cached_postings = 0
-CACHE_MIN_DOCS = 1_000  # posting lists this long are kept decoded...
-CACHE_MAX_POSTINGS = 600_000  # ...up to this many postings per process (roughly 60 MB)
-
-
-def _postings(leaf: Any, token: str | bytes, values: bool, wanted: list[int] | None = None) -> _Postings:
-    """Postings of ``token`` in one segment (deleted documents included): ids, weights (term
-    frequencies) and, when asked, the encoded positions. With ``wanted`` (sorted local ids),
-    blocks that cannot hold any of them are skipped without being read. Long posting lists
-    (the common bigrams most queries contain) are kept decoded in a small per-process cache;
-    segments never change, so entries never go stale."""
-    global _cached_postings
-    tbytes = token if isinstance(token, bytes) else token.encode("utf-8")
-    df = leaf.doc_frequency(FIELD, tbytes)
-    if df == 0:
-        return [], [], []
-    if df < CACHE_MIN_DOCS:
-        return _read_postings(leaf, tbytes, values, wanted)
-    key = (leaf.segment().segment_id(), tbytes)
-    with _CACHE_LOCK:
-        found = _CACHE.get(key)
-        if found is not None:
-            _CACHE.move_to_end(key)
-            return found
-    found = _read_postings(leaf, tbytes, True, None)
-    with _CACHE_LOCK:
-        if key not in _CACHE:
-            _CACHE[key] = found
-            _cached_postings += len(found[0])
-            while _cached_postings > CACHE_MAX_POSTINGS and len(_CACHE) > 1:
-                _, dropped = _CACHE.popitem(last=False)
-                _cached_postings -= len(dropped[0])
-    return found
-
-
-def _read_postings(leaf: Any, tbytes: bytes, values: bool, wanted: list[int] | None) -> _Postings:
-    m = leaf._terms.matcher(FIELD, tbytes, leaf.schema[FIELD].format)
-    ids: list[int] = []
-    weights: list[float] = []
-    vals: list[bytes] = []
-    if hasattr(m, "_read_ids"):  # W3LeafMatcher: whole blocks at a time
-        previous_max = -1
-        while m.is_active():
-            block_max = m._maxid
-            if wanted is not None:
-                i = bisect_right(wanted, previous_max)
-                if i == len(wanted):
-                    break
-                if wanted[i] > block_max:  # the block spans (previous_max, block_max]
-                    previous_max = block_max
-                    m._next_block()
-                    continue
-            m._read_ids()
-            m._read_weights()
-            ids.extend(m._ids)
-            weights.extend(m._weights)
-            if values:
-                m._read_values()
-                vals.extend(m._values)
-            previous_max = block_max
-            m._next_block()
-    else:  # inlined postings (a term in one document): the public matcher interface
-        while m.is_active():
-            ids.append(m.id())
-            weights.append(m.weight())
-            if values:
-                vals.append(m.value())
-            m.next()
-    return ids, weights, vals
-
-
 def _phrase_counts(
     leaf: Any, part: Part, wanted: list[int] | None, allowed: Set[int] | None, offset: int
 ) -> dict[int, float]:
@@ -214,7 +137,7 @@ def _phrase_counts(
     values: dict[int, dict[int, bytes]] = {}
     candidates: set[int] | None = set(wanted) if wanted is not None else None
     for k in order:
-        ids, _weights, vals = _postings(
+        ids, _weights, vals = postings(
             leaf, tokens[k], values=True, wanted=sorted(candidates) if candidates is not None else None
         )
         found = set(ids)
@@ -246,7 +169,7 @@ def _bridged_counts(
     wanted = sorted(candidates)
     bridges: dict[str, dict[int, bytes]] = {}
     for bridge in {b for b in part.bridges if b is not None}:
-        ids, _weights, vals = _postings(leaf, bridge, values=True, wanted=wanted)
+        ids, _weights, vals = postings(leaf, bridge, values=True, wanted=wanted)
         bridges[bridge] = dict(zip(ids, vals, strict=True))
     counts: dict[int, float] = {}
     for d in candidates:
@@ -274,11 +197,11 @@ def _part_counts(view: View, part: Part, wanted: Set[int] | None) -> dict[int, f
         if part.unigram:
             local: dict[int, float] = {}
             for term in leaf.expand_prefix(FIELD, part.tokens[0]):
-                ids, weights, _ = _postings(leaf, term, values=False, wanted=local_wanted)
+                ids, weights, _ = postings(leaf, term, values=False, wanted=local_wanted)
                 for d, w in zip(ids, weights, strict=True):
                     local[d] = local.get(d, 0.0) + w
         elif len(part.tokens) == 1:
-            ids, weights, _ = _postings(leaf, part.tokens[0], values=False, wanted=local_wanted)
+            ids, weights, _ = postings(leaf, part.tokens[0], values=False, wanted=local_wanted)
             local = dict(zip(ids, weights, strict=True))
         else:
             local = _phrase_counts(leaf, part, local_wanted, wanted, offset)

@@ -2,7 +2,8 @@
 
 * NFKC then case folding: ｅｘｃｅｌ, Excel and EXCEL are one word; full-width digits are digits.
   CJK radicals that PDF extraction yields for ordinary characters are read as those characters
-  (很⻓ is 很长; ``api.search_radicals``).
+  (很⻓ is 很长; ``api.search_radicals``). Traditional characters are read as simplified
+  (資料庫 is 资料库; ``api.search_traditional``).
 * Runs of CJK characters become overlapping bigrams (北京大学 → 北京 京大 大学) with consecutive
   positions, so any substring of two or more characters is a phrase query over bigrams: recall
   1.0 without a dictionary (jieba misses unfamiliar names and cuts across words; measured in
@@ -32,6 +33,7 @@ from whoosh.lang.porter import stem
 from whoosh.system import _INT_SIZE, pack_uint
 
 from api.search_radicals import fold_radicals
+from api.search_traditional import fold_traditional
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f"
 _TOKENS = re.compile(f"([{_CJK}]+)|([^\\W_{_CJK}]+)")
@@ -43,7 +45,7 @@ _FIELD_GAP = 16  # positions between two texts of a record: no phrase spans them
 
 
 def normalise(text: str) -> str:
-    return unicodedata.normalize("NFKC", fold_radicals(text)).casefold()
+    return fold_traditional(unicodedata.normalize("NFKC", fold_radicals(text))).casefold()
 
 
 @lru_cache(maxsize=200_000)

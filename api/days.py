@@ -12,14 +12,18 @@ from sqlmodel import Session, col, select
 from api.access import StintDep, StintWriter
 from api.changelog import ChangeType, logged_version, record_change
 from api.db import SessionDep, utcnow
-from api.errors import responses
+from api.errors import Invalid, responses
 from api.fields import Text
-from api.models import DailySummary, Observation
+from api.models import DailySummary, Observation, Stint
 from api.observation_schemas import ObservationOut, observations_out
 from api.search_docs import record_index_task
 from api.users import user_names
 
 router = APIRouter(prefix="/api/stints/{stint_id}/days", tags=["daily log"])
+
+# A summary may be written for a day this far before the planned start (scouting visits) or after the
+# planned end (write-ups once back at the office); any day the log holds observations on is fine too.
+SUMMARY_SLACK = timedelta(days=14)
 
 
 class AuthorCount(BaseModel):
@@ -131,9 +135,17 @@ def get_day(day: date, session: SessionDep, access: StintDep) -> DayLog:
 
 @router.put("/{day}", response_model=DayLog, responses=responses(401, 403, 404, 422))
 def put_day_summary(day: date, body: SummaryIn, session: SessionDep, access: StintWriter) -> DayLog:
-    """Write your own summary of the day (researchers and managers). Repeating it changes nothing more."""
+    """Write your own summary of the day (researchers and managers). Repeating it changes nothing more.
+    An empty (or whitespace-only) summary removes yours: the sync feed gets a tombstone.
+
+    A new summary belongs to a day of the stint: its planned days, up to 14 days before the start
+    or after the end, or any other day with observations in the log; else 422 ``day_outside_stint``.
+    A summary already written may always be changed or removed, whatever its day."""
     current = session.get(DailySummary, (access.stint.id, access.user.id, day))
-    save_summary(session, access.stint.id, access.user.id, day, body.summary, current)
+    if body.summary:
+        save_summary(session, access.stint.id, access.user.id, day, body.summary, current)
+    elif current is not None:
+        delete_summary(session, current)
     session.commit()
     return _day_log(session, access, day)
 
@@ -141,6 +153,29 @@ def put_day_summary(day: date, body: SummaryIn, session: SessionDep, access: Sti
 def summary_key(stint_id: uuid.UUID, author_id: uuid.UUID, day: date) -> str:
     """The id of one researcher's summary of one day, in the sync feed and in sync pushes."""
     return f"{stint_id}:{author_id}:{day.isoformat()}"
+
+
+def check_summary_day(session: Session, stint: Stint, day: date) -> None:
+    """Refuse a new summary of a day that is not one of the stint's (see ``put_day_summary``)."""
+    if stint.start_date - SUMMARY_SLACK <= day <= stint.end_date + SUMMARY_SLACK:
+        return
+    logged = session.exec(
+        select(Observation.id)
+        .where(Observation.stint_id == stint.id, Observation.day == day, Observation.deleted_at.is_(None))  # type: ignore[union-attr]
+        .limit(1)
+    ).first()
+    if logged is None:
+        raise Invalid(
+            f"{day.isoformat()} is not a day of this stint ({stint.start_date.isoformat()} to "
+            f"{stint.end_date.isoformat()}, give or take {SUMMARY_SLACK.days} days) and nothing was "
+            "logged on it.",
+            code="day_outside_stint",
+            details={
+                "day": day.isoformat(),
+                "earliest": (stint.start_date - SUMMARY_SLACK).isoformat(),
+                "latest": (stint.end_date + SUMMARY_SLACK).isoformat(),
+            },
+        )
 
 
 def save_summary(
@@ -152,9 +187,16 @@ def save_summary(
     current: DailySummary | None,
 ) -> DailySummary:
     """Create or change a summary; the same text again changes nothing. Versions keep rising
-    across a delete, so devices never take a re-created summary for an older one."""
+    across a delete, so devices never take a re-created summary for an older one. A new summary
+    must be of a day of the stint (``check_summary_day``); empty text is refused: callers remove
+    the summary instead (``delete_summary``)."""
+    if not text.strip():
+        raise Invalid("An empty summary is not stored: it removes the summary.", code="empty_summary")
     key = summary_key(stint_id, author_id, day)
     if current is None:
+        stint = session.get(Stint, stint_id)
+        assert stint is not None  # the caller checked access to it
+        check_summary_day(session, stint, day)
         current = DailySummary(
             stint_id=stint_id,
             author_id=author_id,

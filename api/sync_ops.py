@@ -187,6 +187,11 @@ def _summary_json(b: Batch, summary: DailySummary) -> dict[str, Any]:
 def summary_upsert(b: Batch, op: OpIn) -> Outcome:
     body = validate(SummaryIn, dict(op.data or {}))
     access, key, current = _summary_target(b, op)
+    if not body.summary:  # cleared on the device: removed, as by a delete op
+        if current is None:
+            tomb = logged_version(b.session, ChangeType.daily_summary, key)
+            return Outcome(status="applied", version=tomb, deleted=True)
+        return summary_delete(b, op)
     mine = {"summary": body.summary}
     stint_id, author_id, day = access.stint.id, b.user.id, parse_summary_key(key)[2]
     if current is None:

@@ -51,6 +51,7 @@ from api.models import (
     Stint,
     User,
 )
+from api.observation_schemas import as_recorded
 from api.search_docs import record_index_task
 from storage import BlobStore, check_digest
 
@@ -85,7 +86,8 @@ _SECTIONS: list[tuple[str, type[SQLModel], str, str | None]] = [
 _TOMBSTONE = {"id", "stint_id", "version", "created_at", "updated_at", "create_hash"}
 _TOMBSTONE_KEEPS: dict[str, set[str]] = {
     "hypotheses": _TOMBSTONE | {"dimension", "status", "created_by"},
-    "observations": _TOMBSTONE | {"author_id", "kind", "observed_at", "received_at", "day"},
+    "observations": _TOMBSTONE
+    | {"author_id", "kind", "observed_at", "observed_offset_minutes", "received_at", "day"},
     "materials": _TOMBSTONE | {"observation_id", "uploaded_by", "sha256", "size", "content_type", "kind"},
     "insights": _TOMBSTONE | {"theme_id", "position", "created_by"},
     "actions": _TOMBSTONE | {"owner_id", "due_date", "impact", "effort", "status", "progress", "created_by"},
@@ -175,6 +177,10 @@ def stint_data(session: Session, stint_id: uuid.UUID) -> dict[str, Any]:
             user_ids |= {getattr(r, column) for r in rows[name] if getattr(r, column) is not None}
     users = session.exec(select(User).where(col(User.id).in_(user_ids))).all()
     sections = {name: [r.model_dump(mode="json") for r in rows[name]] for name, *_ in _SECTIONS}
+    for row, obs in zip(sections["observations"], rows["observations"], strict=True):
+        if isinstance(obs, Observation) and obs.observed_offset_minutes:
+            # As the phone recorded it, like every answer; an import keeps the instant and the offset.
+            row["observed_at"] = as_recorded(obs.observed_at, obs.observed_offset_minutes).isoformat()
     _without_deleted_content(sections)
     return {
         "format": FORMAT,

@@ -169,6 +169,9 @@ class Observation(SQLModel, table=True):
     speaker_name: str | None = Field(default=None, max_length=100)
     dimension: str | None = Field(default=None, max_length=16)
     observed_at: datetime = Field(sa_column=_utc())
+    # The UTC offset observed_at was recorded with, in minutes east of UTC: the phone's local time is
+    # kept as it was, not only the instant. None: not known (saved before it was kept, or no time sent).
+    observed_offset_minutes: int | None = Field(default=None, sa_type=sa.SmallInteger)
     received_at: datetime = Field(default_factory=utcnow, sa_column=_utc())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_utc())
     # The log day in the stint's timezone: 23:50 local time belongs to that day, not UTC's.

@@ -2,7 +2,7 @@
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Annotated, Self
 
 import sqlalchemy as sa
@@ -39,6 +39,29 @@ def _in_range(moment: datetime) -> datetime:
 
 
 ObservedAt = Annotated[AwareDatetime, AfterValidator(_in_range)]
+
+
+def offset_minutes(moment: datetime) -> int:
+    """The UTC offset ``moment`` was written with, in minutes east of UTC (ISO 8601 offsets are
+    whole minutes)."""
+    offset = moment.utcoffset()
+    return 0 if offset is None else int(offset.total_seconds()) // 60
+
+
+def as_recorded(instant: datetime, offset: int | None) -> datetime:
+    """The stored instant in the offset it was recorded with; in UTC when that is not known."""
+    if not offset:
+        return instant.astimezone(UTC)
+    try:
+        return instant.astimezone(timezone(timedelta(minutes=offset)))
+    except OverflowError:  # an instant at the very edge of datetime (imported): shown in UTC
+        return instant.astimezone(UTC)
+
+
+def same_time_as_recorded(moment: datetime, instant: datetime, offset: int | None) -> bool:
+    """Would ``moment`` be answered exactly as the stored ``instant`` and ``offset`` are: the same
+    instant and the same offset (an unknown one is answered as UTC)?"""
+    return moment == instant and offset_minutes(moment) == (offset or 0)
 
 
 class HypothesisLink(BaseModel):
@@ -110,7 +133,9 @@ class ObservationOut(BaseModel):
     dimension: ObservationDimension | None
     tags: list[str]
     hypothesis_links: list[HypothesisLink]
-    observed_at: datetime
+    observed_at: datetime = Field(
+        description="As the phone recorded it, with its UTC offset (in UTC when not known)"
+    )
     received_at: datetime
     updated_at: datetime
     day: date
@@ -157,8 +182,10 @@ def observation_out(
 ) -> ObservationOut:
     """One observation's answer from its row, tags, links and author's name, in the order the
     database read gives them (see :func:`observations_out`)."""
+    values = obs.model_dump(exclude={"deleted_at", "create_hash", "observed_offset_minutes"})
+    values["observed_at"] = as_recorded(obs.observed_at, obs.observed_offset_minutes)
     return ObservationOut(
-        **obs.model_dump(exclude={"deleted_at", "create_hash"}),
+        **values,
         author_name=author_name,
         tags=sorted(tags),
         hypothesis_links=sorted(links, key=lambda link: str(link.hypothesis_id)),

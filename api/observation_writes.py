@@ -24,7 +24,13 @@ from api.models import (
     Stance,
     Stint,
 )
-from api.observation_schemas import HypothesisLink, ObservationCreate, ObservationUpdate
+from api.observation_schemas import (
+    HypothesisLink,
+    ObservationCreate,
+    ObservationUpdate,
+    offset_minutes,
+    same_time_as_recorded,
+)
 from api.search_docs import record_index_task
 
 
@@ -144,6 +150,8 @@ def new_observation(
     """A new observation as the phone recorded it: ``observed_at`` kept, ``received_at`` now, and the
     log day taken in the stint's timezone (23:50 in Shanghai is that day, not UTC's)."""
     observed_at = (body.observed_at or now).astimezone(UTC)
+    # Without a time from the phone, its offset is not known: answered in UTC.
+    offset = offset_minutes(body.observed_at) if body.observed_at else None
     values = {
         "id": obs_id,
         "stint_id": stint.id,
@@ -155,6 +163,7 @@ def new_observation(
         "speaker_name": body.speaker_name,
         "dimension": body.dimension.value if body.dimension else None,
         "observed_at": observed_at,
+        "observed_offset_minutes": offset,
         "received_at": now,
         "updated_at": now,
         "day": log_day(observed_at, stint.timezone),
@@ -210,13 +219,19 @@ def apply_update(
     written, when someone else wrote a newer version first. Invalid for links outside the stint
     (``live``: the stint's live hypotheses, when the caller knows them)."""
     values: dict[str, Any] = {}
-    sent = body.model_dump(exclude_unset=True, exclude={"tags", "hypothesis_ids", "hypothesis_links"})
+    sent = body.model_dump(
+        exclude_unset=True, exclude={"tags", "hypothesis_ids", "hypothesis_links", "observed_at"}
+    )
     for field, value in sent.items():
         plain = value.value if isinstance(value, Enum) else value
-        if getattr(obs, field) != plain:  # observed_at: the same instant in another offset is no change
+        if getattr(obs, field) != plain:
             values[field] = plain
-    if "observed_at" in values:
-        values["day"] = log_day(values["observed_at"], timezone)
+    moment = body.observed_at
+    # A change is what would be answered differently: the instant, or the offset it is shown in.
+    if moment is not None and not same_time_as_recorded(moment, obs.observed_at, obs.observed_offset_minutes):
+        values["observed_at"] = moment
+        values["observed_offset_minutes"] = offset_minutes(moment)
+        values["day"] = log_day(moment, timezone)
     if restore:
         values["deleted_at"] = None
     links = body.links()

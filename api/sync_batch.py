@@ -165,7 +165,9 @@ def diff(current: dict[str, Any], mine: dict[str, Any]) -> list[FieldChange]:
             continue
         server = current[name]
         if name == "observed_at" and server and yours:
-            same = datetime.fromisoformat(str(server)) == datetime.fromisoformat(str(yours))
+            # The same instant in another offset is shown as another time: a change.
+            ours, theirs = datetime.fromisoformat(str(server)), datetime.fromisoformat(str(yours))
+            same = ours == theirs and ours.utcoffset() == theirs.utcoffset()
         else:
             same = server == yours
         if not same:

@@ -222,6 +222,48 @@ def test_round_trip_restores_the_stint_identically(client, full, app, settings, 
     ] == ["created", "review"]
 
 
+def _rezip(parts: dict[str, bytes], data: dict, path) -> None:
+    """``parts`` with ``data`` as data.json, the manifest's sums made to match (an archive as
+    another version of the server would have written it)."""
+    parts = {**parts, "data.json": json.dumps(data, ensure_ascii=False).encode()}
+    manifest = json.loads(parts.pop("manifest.json"))
+    for entry in manifest["files"]:
+        body = parts[entry["path"]]
+        entry["sha256"], entry["size"] = hashlib.sha256(body).hexdigest(), len(body)
+    with zipfile.ZipFile(path, "w") as z:
+        for name, body in parts.items():
+            z.writestr(name, body)
+        z.writestr("manifest.json", json.dumps(manifest))
+
+
+def test_archive_keeps_the_phone_time_as_recorded(client, full, app, settings, tmp_path):
+    archive = _zip(client, full)
+    data = json.loads(_check_manifest(archive)[1]["data.json"])
+    (obs,) = [o for o in data["observations"] if o["deleted_at"] is None]
+    assert (obs["observed_at"], obs["observed_offset_minutes"]) == ("2026-03-03T09:30:00+08:00", 480)
+    url, m = f"/api/observations/{obs['id']}", full["manager"].headers
+    store = make_store(settings.storage_url, settings.data_dir)
+    path = tmp_path / "stint.zip"
+    path.write_bytes(archive)
+    _wipe_stint(app.state.engine, full["sid"])
+    with Session(app.state.engine) as session:
+        import_stint(session, store, path)
+    got = client.get(url, headers=m).json()
+    assert (got["observed_at"], got["day"]) == ("2026-03-03T09:30:00+08:00", "2026-03-03")
+    # An archive from before offsets were kept has none: its times are answered in UTC, as they were.
+    with zipfile.ZipFile(io.BytesIO(archive)) as z:
+        parts = {n: z.read(n) for n in z.namelist()}
+    for row in data["observations"]:
+        del row["observed_offset_minutes"]
+    obs["observed_at"] = "2026-03-03T01:30:00Z"
+    _rezip(parts, data, path)
+    _wipe_stint(app.state.engine, full["sid"])
+    with Session(app.state.engine) as session:
+        import_stint(session, store, path)
+    got = client.get(url, headers=m).json()
+    assert (got["observed_at"], got["day"]) == ("2026-03-03T01:30:00Z", "2026-03-03")
+
+
 def test_import_into_an_empty_installation(client, full, tmp_path):
     archive = tmp_path / "stint.zip"
     archive.write_bytes(_zip(client, full))

@@ -25,7 +25,7 @@ def test_create_keeps_phone_time_and_server_time(client, stint_team):
     o = r.json()
     assert o["id"] == oid and o["version"] == 1 and r.headers["ETag"] == '"1"'
     assert r.headers["Location"] == f"/api/observations/{oid}"
-    assert o["observed_at"].startswith("2026-03-03T01:15:00")  # kept, in UTC
+    assert o["observed_at"] == "2026-03-03T09:15:00+08:00"  # kept as the phone recorded it
     assert o["received_at"] and o["received_at"] != o["observed_at"]
     assert o["day"] == "2026-03-03"
     assert o["tags"] == ["excel", "排班"]  # normalised, de-duplicated
@@ -304,7 +304,7 @@ def test_an_edit_that_changes_nothing_writes_nothing(client, stint_team):
         {},
         {"tags": None},
         {"text": OBS["text"], "kind": OBS["kind"]},
-        {"observed_at": "2026-03-03T01:15:00Z"},  # the same instant in another offset
+        {"observed_at": "2026-03-03T09:15:00.000+08:00"},  # the same time, written otherwise
         {"tags": ["排班", "EXCEL"], "quote": OBS["quote"], "dimension": OBS["dimension"]},
         {"hypothesis_links": o["hypothesis_links"]},
     ):

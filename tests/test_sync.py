@@ -100,7 +100,7 @@ def test_push_creates_and_feed_returns_with_time_handling(client, stint_team):
     data = obs[0]["data"]
     assert data["text"] == "调度员晚上还在用 Excel 排第二天的班"
     assert data["day"] == "2026-03-03"  # 23:50 local time belongs to that evening's page
-    assert data["observed_at"].startswith("2026-03-03T15:50:00")
+    assert data["observed_at"] == "2026-03-03T23:50:00+08:00"  # as the phone recorded it
     assert data["received_at"] > data["observed_at"]
     assert data["tags"] == ["excel", "排班"]
     # Nothing new since the cursor.

@@ -23,6 +23,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "refutes": "反驳",
         "evidence_obs": "观察证据",
         "coverage": "记录覆盖",
+        "coverage_whole": "记录覆盖（整个调研日志，不仅是此处展示的内容）",
         "days_logged": "已记录天数",
         "gaps": "未记录的日子",
         "none": "无",
@@ -81,6 +82,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "refutes": "refutes",
         "evidence_obs": "observations as evidence",
         "coverage": "Coverage of the log",
+        "coverage_whole": "Coverage of the whole log (all observations, not only those shown here)",
         "days_logged": "Days logged",
         "gaps": "Days without entries",
         "none": "none",
@@ -247,17 +249,21 @@ def render(
         ", ".join(str(g.start) if g.days == 1 else f"{g.start} – {g.end}" for g in c.gap_ranges) or t["none"]
     )
     out.append(
-        f"<h2>{_e(t['coverage'])}</h2><p>{_e(t['days_logged'])}: {c.days_logged} / {c.stint_days}"
+        f"<h2>{_e(t['coverage_whole' if redacted else 'coverage'])}</h2>"
+        f"<p>{_e(t['days_logged'])}: {c.days_logged} / {c.stint_days}"
         f" · {c.observations} {_e(t['observations'])}</p><p class='muted'>{_e(t['gaps'])}: {_e(gaps)}</p>"
     )
     out.append(f"<h3>{_e(t['by_dimension'])}</h3><table>")
     out += [f"<tr><td>{_e(t.get(k, k))}</td><td>{n}</td></tr>" for k, n in c.by_dimension.items()]
-    out.append(f"</table><h3>{_e(t['quotes_by_role'])}</h3><table>")
-    out += [
-        f"<tr><td>{_e(r.speaker_role or t['unspecified'])}</td><td>{r.quotes}</td></tr>"
-        for r in c.quotes_by_speaker_role
-    ]
-    out.append(f"</table><h2>{_e(t['insights'])}</h2>")
+    out.append("</table>")
+    if c.quotes_by_speaker_role:
+        out.append(f"<h3>{_e(t['quotes_by_role'])}</h3><table>")
+        out += [
+            f"<tr><td>{_e(r.speaker_role or t['unspecified'])}</td><td>{r.quotes}</td></tr>"
+            for r in c.quotes_by_speaker_role
+        ]
+        out.append("</table>")
+    out.append(f"<h2>{_e(t['insights'])}</h2>")
     themes = {th.id: th.name for th in debrief.themes}
     current: object = object()
     for insight in debrief.insights:

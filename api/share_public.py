@@ -6,19 +6,20 @@ and what was opened (``debrief``, or ``photo`` with its material id). The link's
 ``last_accessed_at`` count debrief views only, not the photos a view then loads: a reader opening a
 page with five photos is one view (and those photo fetches do not all update the link's row).
 
-What a link shows is redacted: chosen insights only, no speaker or researcher names, photos only as
+What a link shows is redacted: chosen insights only, and of those only the ones still backed by live
+evidence; coverage figures of the whole log, labelled as such; no speaker or researcher names, photos only as
 metadata-free previews and only when asked for, nothing of other stints, no action plan."""
 
 import hashlib
 import math
 import uuid
 from datetime import date, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
 from api import security
@@ -87,7 +88,11 @@ class PublicInsight(BaseModel):
 
 class PublicDebrief(BaseModel):
     stint: PublicStint
-    coverage: Coverage
+    coverage: Coverage = Field(
+        description="Figures of the stint's whole log (every observation, not only the evidence this "
+        "link shows); no per-researcher or per-speaker-role breakdown"
+    )
+    coverage_of: Literal["whole_log"] = "whole_log"
     insights: list[PublicInsight]
     expires_at: datetime
     language: str
@@ -179,17 +184,25 @@ def redacted_debrief(session: Session, link: ShareLink) -> Debrief:
     rows: list[Insight] = [i for i in stint_insights(session, stint.id) if i.id in chosen]
     insights: list[InsightOut] = []
     for insight in insights_out(session, rows):
+        if insight.draft:
+            # No live evidence (all of it deleted since the link was made): an outsider would read
+            # a claim with nothing behind it, so it is not shown.
+            continue
         evidence = [
             e.model_copy(update={"speaker_name": None})
             for e in insight.evidence
             if e.observation_id or (link.include_photos and e.preview_url)
         ]
-        insights.append(insight.model_copy(update={"evidence": evidence, "draft": not evidence}))
+        # Backed by photos a link without photos leaves out: shown, but not as a draft.
+        insights.append(insight.model_copy(update={"evidence": evidence, "draft": False}))
     used_themes = {i.theme_id for i in insights}
+    figures = coverage(session, stint, by_researcher=False)
     return Debrief(
         stint=StintSummary.model_validate(stint, from_attributes=True),
         hypotheses=[],
-        coverage=coverage(session, stint, by_researcher=False),
+        # Figures of the whole log, labelled so on the page and in the JSON; the speaker roles of
+        # quotes the link does not show are left out (a role alone can say who talked).
+        coverage=figures.model_copy(update={"quotes_by_speaker_role": []}),
         themes=[
             ThemeOut.model_validate(t, from_attributes=True)
             for t in stint_themes(session, stint.id)

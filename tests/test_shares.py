@@ -455,3 +455,63 @@ def test_accesses_logged_before_the_kind_was_kept_read_as_debrief_views(client, 
         engine.dispose()
     log = _accesses(client, shared, link)
     assert [(a["kind"], a["material_id"], a["user_agent"]) for a in log] == [("debrief", None, "Old/1.0")]
+
+
+def test_an_insight_whose_evidence_was_all_deleted_is_not_shown(client, shared):
+    """Evidence deleted after the link was made: the insight goes from the page, the JSON and the
+    photo route; it comes back if it gets live evidence again."""
+    t = shared
+    material, photo_insight = _photo_insight(client, t)
+    link = _share(client, t, include_photos=True, insight_ids=[t["chosen"]["id"], photo_insight["id"]])
+    url = f"/api/public/{link['token']}"
+    assert [i["title"] for i in client.get(url).json()["insights"]] == [
+        "排班知识在个人手里",
+        "白板就是排班系统",
+    ]
+    # Both insights cite this observation; the photo insight still has its photo.
+    obs_id = t["chosen"]["evidence"][0]["observation_id"]
+    assert client.delete(f"/api/observations/{obs_id}", headers=t["researcher"].headers).status_code == 204
+    data = client.get(url).json()
+    assert [i["title"] for i in data["insights"]] == ["白板就是排班系统"]
+    assert [e["caption"] for e in data["insights"][0]["evidence"]] == ["调度室白板"]
+    page = client.get(f"/s/{link['token']}").text
+    assert "排班知识在个人手里" not in page and "白板就是排班系统" in page
+    assert "草稿" not in page and "Draft" not in page
+    # The photo goes too: nothing is left behind either insight.
+    gone = client.delete(f"/api/materials/{material['id']}", headers=t["researcher"].headers)
+    assert gone.status_code == 204, gone.text
+    assert client.get(url).json()["insights"] == []
+    page = client.get(f"/s/{link['token']}").text
+    assert "白板就是排班系统" not in page and "排班知识在个人手里" not in page
+    assert client.get(f"{url}/materials/{material['id']}").status_code == 404
+    # New live evidence: the chosen insight is shown again.
+    fresh = client.post(
+        f"/api/stints/{t['sid']}/observations",
+        json={"text": "排班表只在调度员脑子里"},
+        headers=t["researcher"].headers,
+    ).json()
+    edited = client.patch(
+        f"/api/insights/{t['chosen']['id']}",
+        json={"evidence": [{"observation_id": fresh["id"]}]},
+        headers=t["researcher"].headers,
+    )
+    assert edited.status_code == 200, edited.text
+    assert [i["title"] for i in client.get(url).json()["insights"]] == ["排班知识在个人手里"]
+
+
+def test_coverage_on_a_share_is_labelled_as_the_whole_log(client, shared):
+    """The share's figures count the whole log (two observations, one shown), say so, and give no
+    per-speaker-role counts: the role of a quote the link does not show stays out."""
+    link = _share(client, shared)
+    data = client.get(f"/api/public/{link['token']}").json()
+    assert data["coverage_of"] == "whole_log"
+    assert data["coverage"]["observations"] == 2 and data["coverage"]["quotes"] == 2
+    assert data["coverage"]["quotes_by_speaker_role"] == []
+    assert "老板" not in str(data)
+    zh = client.get(f"/s/{link['token']}?lang=zh-CN").text
+    assert "记录覆盖（整个调研日志，不仅是此处展示的内容）" in zh and "老板" not in zh
+    en = client.get(f"/s/{link['token']}?lang=en").text
+    assert "Coverage of the whole log (all observations, not only those shown here)" in en
+    # The team's own debrief page still breaks quotes down by role.
+    team = client.get(f"/api/stints/{shared['sid']}/debrief", headers=shared["manager"].headers).json()
+    assert {r["speaker_role"] for r in team["coverage"]["quotes_by_speaker_role"]} == {"调度员", "老板"}

@@ -196,12 +196,14 @@ def insert_observations(session: Session, items: Sequence[NewObservation]) -> No
         record_index_task(session, "observation", item.id)
 
 
-def same_create(existing: Observation, stint_id: uuid.UUID, author_id: uuid.UUID, fingerprint: str) -> bool:
-    """Is this create a retry of the one that made ``existing``?"""
+def same_create(
+    existing: Observation, stint_id: uuid.UUID, author_id: uuid.UUID, body: ObservationCreate
+) -> bool:
+    """Is this create a retry of the one that made ``existing`` (tags in any order)?"""
     return (
         existing.stint_id == stint_id
         and existing.author_id == author_id
-        and existing.create_hash == fingerprint
+        and body.is_create_of(existing.create_hash)
     )
 
 

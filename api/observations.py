@@ -94,7 +94,6 @@ def create_observation(
 ) -> ObservationOut:
     """Add an observation to the log. Send your own `id`: the same id and body again answers 200
     and saves nothing new; the same id with another body is 409."""
-    fingerprint = body.fingerprint()
     obs_id = body.id or uuid.uuid4()
     existing = session.get(Observation, obs_id)
     if existing is None:
@@ -117,7 +116,7 @@ def create_observation(
             # queries in a transaction of their own cost a capture request more than its INSERTs.
             created = observation_out(obs, access.user.name, new.tags, new.links)
             return _with_etag(response, created)
-    if not same_create(existing, access.stint.id, access.user.id, fingerprint):
+    if not same_create(existing, access.stint.id, access.user.id, body):
         raise Conflict(
             "An observation with this id already exists with other content.",
             code="id_conflict",

@@ -168,6 +168,8 @@ def diff(current: dict[str, Any], mine: dict[str, Any]) -> list[FieldChange]:
             # The same instant in another offset is shown as another time: a change.
             ours, theirs = datetime.fromisoformat(str(server)), datetime.fromisoformat(str(yours))
             same = ours == theirs and ours.utcoffset() == theirs.utcoffset()
+        elif name == "tags" and isinstance(server, list) and isinstance(yours, list):
+            same = sorted(server) == sorted(yours)  # a set: another order is no change
         else:
             same = server == yours
         if not same:

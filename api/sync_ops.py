@@ -89,7 +89,7 @@ def observation_upsert(b: Batch, op: OpIn) -> Outcome:
         raise Invalid("An observation cannot move to another stint.", code="stint_mismatch")
     if op.base_version is None:
         create = validate(ObservationCreate, data)
-        if same_create(existing, existing.stint_id, b.user.id, create.fingerprint()):
+        if same_create(existing, existing.stint_id, b.user.id, create):
             return Outcome(
                 status="duplicate", version=existing.version, deleted=existing.deleted_at is not None
             )

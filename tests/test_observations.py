@@ -2,6 +2,12 @@
 
 import uuid
 
+import sqlalchemy as sa
+
+from api.fields import fingerprint
+from api.models import Observation
+from api.observation_schemas import ObservationCreate
+
 OBS = {
     "text": "调度员每天早上 7 点用 Excel 手工排班，遇到司机请假要打十几个电话。",
     "kind": "pain_point",
@@ -316,3 +322,28 @@ def test_an_edit_that_changes_nothing_writes_nothing(client, stint_team):
     assert r.status_code == 200 and r.json()["version"] == 2 and r.json()["tags"] == ["排班"]
     changes = client.get("/api/sync/changes", params={"since": cursor}, headers=h).json()["changes"]
     assert [(c["id"], c["version"]) for c in changes] == [(o["id"], 2)]
+
+
+def test_a_retry_with_its_tags_reordered_is_the_same_create(client, stint_team, app):
+    """QA: a re-sent create whose tags came in another order answered 409. Tags are a set; so is
+    a create stored before they were hashed sorted (its create_hash holds them in the order sent)."""
+    t = stint_team
+    sid, h = t["stint"]["id"], t["researcher"].headers
+    oid = str(uuid.uuid4())
+    first = post(client, sid, h, id=oid, **{**OBS, "tags": ["排班", "Excel", "白板"]})
+    assert first.status_code == 201
+    again = post(client, sid, h, id=oid, **{**OBS, "tags": ["白板", "#excel", "排班"]})
+    assert again.status_code == 200 and again.json() == first.json()
+    assert post(client, sid, h, id=oid, **{**OBS, "tags": ["白板", "排班"]}).status_code == 409
+    # The same create as stored by the first implementation: tags hashed in the order sent.
+    body = ObservationCreate.model_validate({**OBS, "tags": ["排班", "Excel", "白板"]})
+    dumped = body.model_dump(mode="json", exclude={"id", "hypothesis_ids", "hypothesis_links"})
+    old = fingerprint({**dumped, "links": []})
+    assert old != body.fingerprint()
+    with app.state.engine.begin() as conn:
+        table = Observation.__table__
+        conn.execute(sa.update(table).where(table.c.id == uuid.UUID(oid)).values(create_hash=old))
+    for tags in (["排班", "Excel", "白板"], ["excel", "白板", "排班"]):
+        r = post(client, sid, h, id=oid, **{**OBS, "tags": tags})
+        assert r.status_code == 200 and r.json()["version"] == 1, (tags, r.text)
+    assert post(client, sid, h, id=oid, **{**OBS, "tags": ["排班"]}).status_code == 409

@@ -580,3 +580,25 @@ def test_ops_built_on_a_refused_op_are_refused_too(client, stint_team):
     # The resolution is a new op against the server's version.
     fix = edit_op(op["id"], 2, text="司机排队领单 20 分钟（早班），有时 40 分钟")
     assert push(client, t["researcher"], [fix]).json()["results"][0]["version"] == 3
+
+
+def test_a_create_resent_with_its_tags_reordered_is_a_duplicate(client, stint_team):
+    """QA: the same create with its tags in another order was a conflict. Tags are a set."""
+    t = stint_team
+    sid, me = t["stint"]["id"], t["researcher"]
+    op = create_op(sid, "仓库主管用微信群派单", tags=["微信", "派单", "Excel"])
+    assert push(client, me, [op]).json()["results"][0]["status"] == "applied"
+    reordered = create_op(sid, "仓库主管用微信群派单", obs_id=op["id"], tags=["excel", "派单", "#微信"])
+    (again,) = push(client, me, [reordered]).json()["results"]
+    assert (again["status"], again["version"]) == ("duplicate", 1)
+    fewer = create_op(sid, "仓库主管用微信群派单", obs_id=op["id"], tags=["派单", "微信"])
+    (other,) = push(client, me, [fewer]).json()["results"]
+    assert other["status"] == "conflict"
+    assert {c["field"]: (c["server"], c["yours"]) for c in other["changes"]} == {
+        "tags": (["excel", "微信", "派单"], ["派单", "微信"])
+    }
+    # A stale edit sending the same tags in another order: only what differs is named.
+    assert push(client, me, [edit_op(op["id"], 1, text="派单靠微信群")]).json()["results"][0]["version"] == 2
+    stale = edit_op(op["id"], 1, text="派单靠电话", tags=["派单", "微信", "excel"])
+    (c,) = push(client, t["manager"], [stale]).json()["results"]
+    assert c["status"] == "conflict" and [x["field"] for x in c["changes"]] == ["text"]

@@ -16,6 +16,7 @@ from api.errors import Gone, Invalid, NotFound, responses
 from api.etags import check_if_match, etag
 from api.fields import Text
 from api.models import Hypothesis, HypothesisDimension, HypothesisStatus, Role, User
+from api.search_docs import record_index_task
 
 router = APIRouter(prefix="/api", tags=["hypotheses"])
 
@@ -168,5 +169,6 @@ def delete_hypothesis(
     hypothesis.version += 1
     session.add(hypothesis)
     _log_change(session, hypothesis)
+    record_index_task(session, "hypothesis", hypothesis.id)  # its observations leave hypothesis:<id>
     session.commit()
     return Response(status_code=204)

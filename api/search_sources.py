@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from api.debrief_models import Action, Insight
 from api.logday import log_day
 from api.material_tables import Material
-from api.models import DailySummary, Observation, ObservationHypothesis, ObservationTag, Stint
+from api.models import DailySummary, Hypothesis, Observation, ObservationHypothesis, ObservationTag, Stint
 from api.search_docs import SearchDoc, Source, register_source
 
 BATCH = 1000
@@ -54,10 +54,11 @@ def _observation_docs(session: Session, rows: Sequence[Observation]) -> list[Sea
             )
         ):
             tags[oid].append(tag)
+        # Links to a deleted hypothesis stay stored but are not shown: nor are they found.
         for oid, hid in session.execute(
-            sa.select(
-                col(ObservationHypothesis.observation_id), col(ObservationHypothesis.hypothesis_id)
-            ).where(col(ObservationHypothesis.observation_id).in_(ids))
+            sa.select(col(ObservationHypothesis.observation_id), col(ObservationHypothesis.hypothesis_id))
+            .join(Hypothesis, col(Hypothesis.id) == col(ObservationHypothesis.hypothesis_id))
+            .where(col(ObservationHypothesis.observation_id).in_(ids), col(Hypothesis.deleted_at).is_(None))
         ):
             hyps[oid].append(hid)
     return [
@@ -170,6 +171,33 @@ register_source(
     Source("observation", _load_observations, _all_observations, _count_observations, _observation_materials)
 )
 register_source(Source("day", _load_summaries, _all_summaries, _count_summaries))
+
+
+# --- hypotheses: not searched themselves; their observations carry their ids (hypothesis:) -----
+
+
+def _no_docs(session: Session, ids: Sequence[str]) -> Mapping[str, SearchDoc | None]:
+    return {}
+
+
+def _no_batches(session: Session) -> Iterator[list[SearchDoc]]:
+    return iter(())
+
+
+def _hypothesis_observations(session: Session, ids: Sequence[str]) -> Mapping[str, set[str]]:
+    """Observations linked to these hypotheses: a deleted hypothesis leaves their ``hypothesis:`` filter."""
+    found = session.execute(
+        sa.select(col(ObservationHypothesis.observation_id))
+        .join(Observation, col(Observation.id) == col(ObservationHypothesis.observation_id))
+        .where(
+            col(ObservationHypothesis.hypothesis_id).in_(_uuids(ids)), col(Observation.deleted_at).is_(None)
+        )
+    ).scalars()
+    observation_ids = {str(oid) for oid in found}
+    return {"observation": observation_ids} if observation_ids else {}
+
+
+register_source(Source("hypothesis", _no_docs, _no_batches, lambda session: 0, _hypothesis_observations))
 
 
 # --- materials (素材): caption, file name and extracted text ------------------------------

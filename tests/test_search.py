@@ -226,6 +226,40 @@ def test_hypothesis_filter(client, journal):
     assert ids(search(client, j["viewer"], q="", hypothesis=h["id"])) == {linked["id"]}
 
 
+def test_a_deleted_hypothesis_is_no_longer_a_filter(client, journal, app):
+    """Deleting a hypothesis re-indexes its observations: ?hypothesis=<id> finds nothing after it, the
+    observations are still found otherwise and by the hypotheses they still have, and the index
+    agrees with the database (``fieldbook check``), also after a rebuild."""
+    j = journal
+    sid, m = j["sid"], j["manager"]
+    gone, kept = (
+        client.post(f"/api/stints/{sid}/hypotheses", json={"statement": s}, headers=m.headers).json()
+        for s in ("调度靠手工", "财务不信系统")
+    )
+    both = observe(
+        client, j["researcher"], sid, "调度又在手工改计划", hypothesis_ids=[gone["id"], kept["id"]]
+    )
+    only = observe(client, j["researcher"], sid, "计划员周末加班改表", hypothesis_ids=[gone["id"]])
+    settle(app)
+    assert ids(search(client, j["viewer"], q="", hypothesis=gone["id"])) == {both["id"], only["id"]}
+    assert client.delete(f"/api/hypotheses/{gone['id']}", headers=m.headers).status_code == 204
+    settle(app)
+    assert search(client, j["viewer"], q="", hypothesis=gone["id"])["total"] == 0
+    assert ids(search(client, j["viewer"], q="", hypothesis=kept["id"])) == {both["id"]}
+    assert ids(search(client, j["viewer"], q="加班")) == {only["id"]}
+    assert check(app.state.search_store, app.state.engine).ok
+    # An observation edited since is indexed the same way (from the database, not from the request).
+    r = client.patch(
+        f"/api/observations/{only['id']}",
+        json={"text": "计划员周末加班改排班表"},
+        headers={**j["researcher"].headers, "If-Match": f'"{only["version"]}"'},
+    )
+    assert r.status_code == 200, r.text
+    settle(app)
+    assert search(client, j["viewer"], q="", hypothesis=gone["id"])["total"] == 0
+    assert check(app.state.search_store, app.state.engine).ok
+
+
 def test_facets_count_every_match(client, journal):
     j = journal
     res = search(client, j["viewer"], q="", per_page=1)

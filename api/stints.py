@@ -4,19 +4,20 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Self
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Response
 from pydantic import AfterValidator, BaseModel, Field, model_validator
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.access import StintDep, StintManager
 from api.auth import CurrentUser
-from api.changelog import record_access
+from api.changelog import ChangeType, record_access, record_change
 from api.db import SessionDep, utcnow
 from api.errors import Invalid, responses
 from api.fields import Text
 from api.logday import log_day, valid_timezone
 from api.models import Membership, Observation, Purpose, Role, Stint
-from api.observation_writes import write_version
+from api.search_docs import record_index_task
 
 router = APIRouter(prefix="/api/stints", tags=["stints"])
 
@@ -97,12 +98,30 @@ def stint_out(stint: Stint, role: Role) -> StintOut:
 
 
 def recompute_days(session: Session, stint: Stint) -> None:
-    """Re-file every observation under its log day after the stint's timezone changed. Each move is a
-    new version, so synced phones and the search index learn of it."""
+    """Re-file every observation under its log day after the stint's timezone changed.
+
+    A move is not an edit: the version (and ETag) stays, so an edit a phone made offline against it
+    still applies instead of conflicting. Phones learn the new day all the same: the move goes into
+    the sync feed as a new change of the record (same version, current data), and to the index."""
     for obs in session.exec(select(Observation).where(Observation.stint_id == stint.id)).all():
         while (day := log_day(obs.observed_at, stint.timezone)) != obs.day:
-            if not write_version(session, obs, {"day": day}):
-                session.refresh(obs)  # edited concurrently: look again
+            moved = session.execute(
+                sa.update(Observation)
+                .where(col(Observation.id) == obs.id, col(Observation.version) == obs.version)
+                .values(day=day)
+                .execution_options(synchronize_session=False)
+            )
+            session.refresh(obs)  # edited concurrently (nothing moved): look again
+            if moved.rowcount == 1:  # type: ignore[attr-defined]
+                record_change(
+                    session,
+                    ChangeType.observation,
+                    obs.id,
+                    stint_id=stint.id,
+                    version=obs.version,
+                    deleted=obs.deleted_at is not None,
+                )
+                record_index_task(session, "observation", obs.id)
 
 
 @router.post("", response_model=StintOut, status_code=201, responses=responses(401, 403, 422))

@@ -1,5 +1,7 @@
 """Stints, their dates and timezone, and the team's roles."""
 
+import uuid
+
 from tests.conftest import STINT
 
 
@@ -75,10 +77,76 @@ def test_timezone_change_refiles_observations(client, stint_team):
     client.patch(f"/api/stints/{sid}", json={"timezone": "Pacific/Kiritimati"}, headers=t["manager"].headers)
     again = client.get(f"/api/observations/{obs['id']}", headers=t["researcher"].headers).json()
     assert again["day"] == "2026-03-04"  # UTC+14: 05:50 on the 4th
-    assert again["version"] == 2  # a move is a new version: synced phones learn of it
+    assert again["version"] == 1  # a move is not an edit: edits made against version 1 still apply
     feed = client.get("/api/sync/changes", headers=t["researcher"].headers).json()
     latest = [c for c in feed["changes"] if c["id"] == obs["id"]]
-    assert latest and latest[-1]["version"] == 2 and latest[-1]["data"]["day"] == "2026-03-04"
+    assert latest and latest[-1]["version"] == 1 and latest[-1]["data"]["day"] == "2026-03-04"
+
+
+def _push(client, who, ops):
+    r = client.post(
+        "/api/sync/push", json={"ops": ops}, headers={**who.headers, "Idempotency-Key": uuid.uuid4().hex}
+    )
+    assert r.status_code == 200, r.text
+    return r.json()["results"]
+
+
+def test_offline_edits_survive_a_timezone_change(client, stint_team):
+    """Phones synced, went offline and edited; meanwhile the manager changed the stint's timezone,
+    moving the observation to another day. The edits apply (no conflict), and a phone that only
+    pulls learns the new day from the changes feed."""
+    t = stint_team
+    sid, r, v = t["stint"]["id"], t["researcher"], t["viewer"]
+    obs = client.post(
+        f"/api/stints/{sid}/observations",
+        json={"text": "夜班交接", "observed_at": "2026-03-03T23:50:00+08:00"},
+        headers=r.headers,
+    ).json()
+    late = client.post(
+        f"/api/stints/{sid}/observations",
+        json={"text": "晚班排班", "observed_at": "2026-03-03T22:00:00+08:00"},
+        headers=r.headers,
+    ).json()
+    noon = client.post(
+        f"/api/stints/{sid}/observations",
+        json={"text": "午饭时间", "observed_at": "2026-03-03T12:00:00+08:00"},
+        headers=r.headers,
+    ).json()
+    cursor = client.get("/api/sync/changes", headers=v.headers).json()["cursor"]
+    moved = client.patch(
+        f"/api/stints/{sid}", json={"timezone": "Pacific/Kiritimati"}, headers=t["manager"].headers
+    )
+    assert moved.status_code == 200, moved.text
+
+    feed = client.get("/api/sync/changes", params={"since": cursor}, headers=v.headers).json()["changes"]
+    # Only the observations that moved, with the version the phones have and the new day.
+    assert sorted((c["id"], c["version"], c["data"]["day"]) for c in feed) == sorted(
+        [(obs["id"], 1, "2026-03-04"), (late["id"], 1, "2026-03-04")]
+    )
+    assert noon["id"] not in {c["id"] for c in feed}
+    day = client.get(f"/api/stints/{sid}/days/2026-03-04", headers=v.headers).json()
+    assert {o["id"] for o in day["observations"]} == {obs["id"], late["id"]}
+
+    edit = {
+        "op_id": uuid.uuid4().hex,
+        "type": "observation",
+        "id": obs["id"],
+        "op": "upsert",
+        "base_version": 1,
+        "data": {"text": "夜班交接：调度把纸质名单交给早班"},
+    }
+    [result] = _push(client, r, [edit])
+    assert (result["status"], result["version"]) == ("applied", 2), result
+    got = client.get(f"/api/observations/{obs['id']}", headers=r.headers).json()
+    assert got["text"] == "夜班交接：调度把纸质名单交给早班" and got["day"] == "2026-03-04"
+    # The REST way too: the ETag read before the move is still good.
+    r2 = client.patch(
+        f"/api/observations/{late['id']}",
+        json={"text": "晚班排班靠微信群"},
+        headers={**r.headers, "If-Match": f'"{late["version"]}"'},
+    )
+    assert r2.status_code == 200, r2.text
+    assert r2.json()["version"] == 2 and r2.json()["day"] == "2026-03-04"
 
 
 def test_delete_stint_hides_it(client, stint_team):

@@ -5,12 +5,8 @@ passwords), ``materials/<sha256>`` (originals and previews of live materials, na
 SHA-256) and, last, ``manifest.json`` with the SHA-256 and size of every other file. It is streamed
 as it is written: only one chunk of a material is in memory at a time.
 
-Deleted records travel as tombstones without their content: a researcher who deletes a photo of a
-confidential document, or a quote, expects it gone from anything that leaves the server. A tombstone
-keeps what a restore needs (ids, owners, times, version, the create's SHA-256 so a phone's retry is
-answered "deleted" instead of making it anew) so that live rows naming it still resolve and devices
-learn of the delete; what hangs off it (tags, links, evidence) is left out, and the history of a
-deleted action keeps who did what when, not the words. The bytes of deleted materials are left out.
+Deleted records travel as tombstones without their content (``api.archive_tombstones``); the bytes
+of deleted materials are left out.
 
 ``import_stint`` checks every sum before it writes anything, then restores the rows with the same
 ids, so exporting the imported stint gives the same ``data.json``. Accounts are matched by id, then by
@@ -23,12 +19,13 @@ import uuid
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, get_origin
+from typing import Any
 
 import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlmodel import Session, SQLModel, col, select
 
+from api.archive_tombstones import without_deleted_content
 from api.changelog import ChangeType, record_access, record_change
 from api.db import utcnow
 from api.debrief_models import (
@@ -81,23 +78,6 @@ _SECTIONS: list[tuple[str, type[SQLModel], str, str | None]] = [
 ]
 
 
-# The columns a tombstone keeps, per section; every other column is emptied (``_emptied``). Kept:
-# identity, who and when, version, categories, and the SHA-256 by which a retried create is known.
-_TOMBSTONE = {"id", "stint_id", "version", "created_at", "updated_at", "create_hash"}
-_TOMBSTONE_KEEPS: dict[str, set[str]] = {
-    "hypotheses": _TOMBSTONE | {"dimension", "status", "created_by"},
-    "observations": _TOMBSTONE
-    | {"author_id", "kind", "observed_at", "observed_offset_minutes", "received_at", "day"},
-    "materials": _TOMBSTONE | {"observation_id", "uploaded_by", "sha256", "size", "content_type", "kind"},
-    "insights": _TOMBSTONE | {"theme_id", "position", "created_by"},
-    "actions": _TOMBSTONE | {"owner_id", "due_date", "impact", "effort", "status", "progress", "created_by"},
-}
-# Emptied columns that need a value other than None / "" / 0 / {}.
-_TOMBSTONE_SETS: dict[str, dict[str, Any]] = {"materials": {"text_status": "none"}}
-# The history of a deleted action: who did what when, not what was written.
-_EVENT_KEEPS = {"id", "action_id", "actor_id", "at", "kind", "decision"}
-
-
 class ArchiveError(ValueError):
     """The archive is not one this server made, or it was changed or damaged since."""
 
@@ -130,44 +110,6 @@ def _rows(session: Session, stint_id: uuid.UUID) -> dict[str, list[SQLModel]]:
     return found
 
 
-def _emptied(model: type[SQLModel], row: dict[str, Any], keep: set[str]) -> dict[str, Any]:
-    """``row`` with every column but ``keep`` emptied: None where the column allows it, else the
-    empty value of its type."""
-    out = dict(row)
-    for column in model.__table__.columns:  # type: ignore[attr-defined]
-        if column.name in keep or column.name == "deleted_at":
-            continue
-        if column.nullable:
-            out[column.name] = None
-            continue
-        annotation = model.model_fields[column.name].annotation
-        kind = get_origin(annotation) or annotation
-        if kind not in (str, int, dict):  # a new column: decide whether a tombstone keeps it
-            raise TypeError(f"{model.__name__}.{column.name}: keep it in a tombstone or empty it")
-        out[column.name] = kind()
-    return out
-
-
-def _without_deleted_content(sections: dict[str, list[dict[str, Any]]]) -> None:
-    """Tombstones of ``sections`` (the rows of data.json) keep no content; see the module's doc."""
-    dead: dict[str, set[Any]] = {}
-    for name, model, parent_col, parent in _SECTIONS:
-        rows = sections[name]
-        if name in _TOMBSTONE_KEEPS:
-            keep = _TOMBSTONE_KEEPS[name]
-            sections[name] = [
-                _emptied(model, r, keep) | _TOMBSTONE_SETS.get(name, {}) if r["deleted_at"] else r
-                for r in rows
-            ]
-            dead[name] = {r["id"] for r in rows if r["deleted_at"]}
-        elif parent in dead and name == "action_events":
-            sections[name] = [
-                _emptied(model, r, _EVENT_KEEPS) if r[parent_col] in dead[parent] else r for r in rows
-            ]
-        elif parent in dead:
-            sections[name] = [r for r in rows if r[parent_col] not in dead[parent]]
-
-
 def stint_data(session: Session, stint_id: uuid.UUID) -> dict[str, Any]:
     """Every row of the stint as JSON-ready data, in a stable order; deleted ones without content."""
     rows = _rows(session, stint_id)
@@ -181,7 +123,7 @@ def stint_data(session: Session, stint_id: uuid.UUID) -> dict[str, Any]:
         if isinstance(obs, Observation) and obs.observed_offset_minutes:
             # As the phone recorded it, like every answer; an import keeps the instant and the offset.
             row["observed_at"] = as_recorded(obs.observed_at, obs.observed_offset_minutes).isoformat()
-    _without_deleted_content(sections)
+    without_deleted_content(sections, _SECTIONS)
     return {
         "format": FORMAT,
         "version": FORMAT_VERSION,

@@ -399,6 +399,7 @@ def deleted(client, full):
             "speaker_role": "机密角色",
             "speaker_name": "机密姓名",
             "tags": ["机密标签"],
+            "observed_at": "2026-03-04T18:20:00+08:00",
             "hypothesis_links": [{"hypothesis_id": h["id"], "stance": "supports"}],
         },
         headers=r,
@@ -474,6 +475,8 @@ def test_deleted_content_never_leaves_in_the_zip(client, deleted, app, settings,
         assert row["deleted_at"] is not None, section
     (obs,) = [o for o in data["observations"] if o["id"] == deleted["ids"]["observations"]["id"]]
     assert (obs["text"], obs["quote"], obs["speaker_role"], obs["speaker_name"]) == ("", None, None, None)
+    # When it was observed is no content: kept as recorded, so a restore shows the tombstone the same.
+    assert (obs["observed_at"], obs["observed_offset_minutes"]) == ("2026-03-04T18:20:00+08:00", 480)
     (mat,) = [m for m in data["materials"] if m["id"] == deleted["ids"]["materials"]["id"]]
     assert (mat["filename"], mat["caption"], mat["gps_lat"], mat["thumb_sha256"]) == ("", None, None, None)
     dead = {r["id"] for section in deleted["ids"].values() for r in [section]}
@@ -513,6 +516,7 @@ def test_deleted_content_never_leaves_in_the_zip(client, deleted, app, settings,
         "speaker_role": "机密角色",
         "speaker_name": "机密姓名",
         "tags": ["机密标签"],
+        "observed_at": "2026-03-04T18:20:00+08:00",
         "hypothesis_links": [{"hypothesis_id": deleted["ids"]["hypotheses"]["id"], "stance": "supports"}],
     }
     r = client.post(f"/api/stints/{sid}/observations", json=retry, headers=deleted["researcher"].headers)

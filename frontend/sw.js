@@ -2,7 +2,7 @@
 // never queued here (a background-sync queue drops requests on any HTTP answer): the app's own
 // IndexedDB outbox does that. Updates: a new worker waits until the page asks it to take over
 // (the "new version" banner), so an open page is never switched to code it was not loaded with.
-const VERSION = 'fieldbook-shell-43b0249e7afb';
+const VERSION = 'fieldbook-shell-a9a5180fb5be';
 const SHELL = [
   '/',
   '/index.html',

@@ -356,3 +356,50 @@ def test_editing_an_observation_keeps_its_other_hypothesis_links(server: LiveSer
     assert _eventually(lambda: version() == 3)
     assert links() == {hyps[0]["id"]: "supports", hyps[1]["id"]: "supports"}
     ctx.close()
+
+
+def test_links_to_a_deleted_hypothesis_stop_showing(server: LiveServer, browser: Any) -> None:
+    """The manager deletes a hypothesis an observation is linked to; the observation itself does not
+    change. The phone's next sync pulls the hypothesis's tombstone: the observation no longer shows a
+    link to it (its other link stays), and the edit form no longer offers it."""
+    stint = _new_stint(server, "华北干线驻场")
+    hyps = []
+    for statement in ["夜班调度最依赖纸质名单", "司机愿意用扫码签到"]:
+        r = server.api(
+            "POST", f"/api/stints/{stint['id']}/hypotheses", stint["manager"], json={"statement": statement}
+        )
+        assert r.status_code == 201, r.text
+        hyps.append(r.json())
+    gone, kept = hyps
+    obs = _observe(
+        server,
+        stint["id"],
+        stint["researcher"],
+        "夜班调度员把名单夹在写字板上",
+        hypothesis_links=[
+            {"hypothesis_id": gone["id"], "stance": "supports"},
+            {"hypothesis_id": kept["id"], "stance": "refutes"},
+        ],
+    )
+    ctx, page = _phone(server, browser)
+    page.goto(server.url + "/#/stints")
+    page.locator(f"button.stint[data-id='{stint['id']}']").click()
+    page.wait_for_selector("form.capture")
+    _sync_now(page)
+    page.goto(server.url + f"/#/obs/{obs['id']}")
+    links = page.locator("article.card ul.links li")
+    links.nth(1).wait_for()
+    assert sorted(links.all_text_contents()) == sorted(["✓ 夜班调度最依赖纸质名单", "✗ 司机愿意用扫码签到"])
+
+    r = server.api("DELETE", f"/api/hypotheses/{gone['id']}", stint["manager"])
+    assert r.status_code == 204, r.text
+    _sync_now(page)
+    page.goto(server.url + f"/#/obs/{obs['id']}")
+    page.wait_for_selector("article.card:has-text('夜班调度员把名单夹在写字板上')")
+    assert links.all_text_contents() == ["✗ 司机愿意用扫码签到"]
+    assert gone["id"] not in (page.text_content("main") or "")
+    page.get_by_role("button", name="编辑").click()
+    form = page.locator("form.capture")
+    assert form.get_by_label(kept["statement"]).input_value() == "refutes"
+    assert form.locator(f"select[data-hypothesis='{gone['id']}']").count() == 0
+    ctx.close()

@@ -90,6 +90,7 @@ def test_a_stalled_patch_is_given_up_and_resumed_next_sync(server: LiveServer, b
     # Meanwhile the manager writes on the server: the pull after the stalled upload brings it.
     note = "经理补充：质检员下午三点换班"
     _observe(server, stint["id"], stint["manager"], note)
+    synced_before = page.get_attribute("#sync-badge", "data-last-sync")
     ctx.set_offline(False)  # back online: a sync starts
 
     # The run finishes without the photo: the observation went, the pull came, the photo waits.
@@ -104,14 +105,23 @@ def test_a_stalled_patch_is_given_up_and_resumed_next_sync(server: LiveServer, b
     waiting = _idb_all(page, "uploads")
     assert len(waiting) == 1 and waiting[0]["blob"] == len(photo) and waiting[0]["upload_url"], waiting
     assert seen.count("POST uploads") == 1, seen
+    # That run did not send everything: it is not the "last sync", and the phone says a photo waits.
+    badge = page.locator("#sync-badge")
+    assert badge.get_attribute("data-last-sync") == synced_before
+    assert badge.get_attribute("data-photos-waiting") == "1"
+    assert "1 张照片未上传" in (badge.text_content() or "")
+    page.goto(page.url.split("#")[0] + "#/me")
+    assert "上传超时" in page.locator(".sync-panel .photos-waiting").text_content()
 
     # The link recovers: the next sync resumes the same upload (HEAD), in smaller chunks at first.
     tries = len(stalled)  # each timed-out PATCH halved this upload's chunk
     stalled_now["on"] = False
     page.unroute("**/api/uploads/*")
     page.evaluate("() => { delete globalThis.__fieldbookTusTimeouts; }")
-    _sync_now(page)
+    _sync_now(page)  # waits for "last sync" to move: this run sent everything
     _wait_pending(page, 0)
+    assert badge.get_attribute("data-photos-waiting") == "0"
+    assert "未上传" not in (badge.text_content() or "")
     assert seen.count("POST uploads") == 1, seen  # no second upload was started
     assert seen.count("HEAD uploads") >= 1, seen  # it asked the server how much it holds
     patches = [b - a for a, b in zip(offsets, [*offsets[1:], len(photo)], strict=True)]  # chunk sizes

@@ -47,8 +47,10 @@ function renderChrome() {
 function renderSyncBadge(s) {
   const badge = document.getElementById('sync-badge');
   const label = s.running ? t('syncing') : s.pending ? t('pendingN', s.pending) : t('allSynced');
-  badge.textContent = (app.online ? '' : `${t('offline')} · `) + label + (s.issues ? ` · ${t('issues')} ${s.issues}` : '');
+  const photos = !s.running && s.photosWaiting ? ` · ${t('photosWaitingN', s.photosWaiting)}` : '';
+  badge.textContent = (app.online ? '' : `${t('offline')} · `) + label + photos + (s.issues ? ` · ${t('issues')} ${s.issues}` : '');
   badge.dataset.pending = String(s.pending);
+  badge.dataset.photosWaiting = String(s.photosWaiting || 0);
   badge.dataset.lastSync = s.lastSync || '';
   badge.classList.toggle('warn', !!(s.pending || s.issues || !app.online));
   badge.setAttribute('aria-label', `${t('sync')}: ${badge.textContent}. ${t('lastSync')}: ${fmtTime(s.lastSync)}`);
@@ -126,11 +128,19 @@ async function loadStintDetails() {
   const id = app.stint.id;
   app.hypotheses = (await db.meta.get('hyp:' + id)) || [];
   app.materials = (await db.meta.get('mat:' + id)) || [];
+  await dropDeletedHypotheses();
   if (!app.online) return;
   await Promise.all([
     api(`/api/stints/${id}/hypotheses`).then((list) => { app.hypotheses = list; return db.meta.set('hyp:' + id, list); }, () => {}),
     refreshMaterials(),
   ]);
+}
+
+// The cached list may predate a deletion the changes feed has since brought: no stance is offered on it.
+async function dropDeletedHypotheses() {
+  if (!app.stint) return;
+  const gone = await sync.deletedHypotheses(app.stint.id);
+  if (gone.size) app.hypotheses = app.hypotheses.filter((x) => !gone.has(x.id));
 }
 
 async function refreshMaterials() {
@@ -747,6 +757,7 @@ async function meView() {
   section.append(h('section', { class: 'card sync-panel', 'aria-label': t('sync') },
     h('h2', {}, t('sync')),
     h('p', {}, app.online ? t('online') : t('offline'), ' · ', t('pendingN', s.pending), ' · ', t('lastSync'), ': ', fmtTime(s.lastSync)),
+    s.photosWaiting ? h('p', { class: 'warn photos-waiting' }, t('photosWaitingN', s.photosWaiting), ': ', t('photosStalled')) : null,
     s.error ? h('p', { class: 'error', role: 'alert' }, t('syncError'), ': ', s.error === 'offline' ? t('offline') : s.error) : null,
     s.progress ? h('progress', { max: s.progress.total, value: s.progress.sent }) : null,
     button(s.running ? t('syncing') : t('syncNow'), () => sync.sync('manual'), 'primary'),
@@ -897,6 +908,7 @@ sync.onChange(async (s) => {
   wasRunning = s.running;
   if (!s.running && app.user) {
     const r = view.dataset.route;
+    if (finished) await dropDeletedHypotheses();
     if (finished && (r === 'me' || r === 'obs' || r === 'timeline')) route(true);
     else if (s.pending !== lastPending) {
       lastPending = s.pending;

@@ -24,11 +24,15 @@ let userId = null;
 // sends them under its own name.
 export function setUser(id) { userId = id; }
 const mine = (o) => !o.user_id || o.user_id === userId;
-export const state = { running: false, lastSync: null, error: null, needSignIn: false, pending: 0, issues: 0, progress: null };
+// lastSync: the end of the last run that sent everything (a run whose photo upload timed out does not
+// count: photosWaiting says how many photos it left on the phone).
+export const state = { running: false, lastSync: null, error: null, needSignIn: false, pending: 0, issues: 0, progress: null, photosWaiting: 0 };
 
 export function onChange(fn) { listeners.add(fn); return () => listeners.delete(fn); }
 async function emit() {
-  state.pending = (await db.count('outbox')) + (await db.count('uploads'));
+  const uploadCount = await db.count('uploads');
+  state.pending = (await db.count('outbox')) + uploadCount;
+  state.photosWaiting = Math.min(state.photosWaiting, uploadCount); // one discarded meanwhile no longer waits
   state.issues = await db.count('issues');
   for (const fn of listeners) { try { fn(state); } catch (e) { console.error(e); } }
 }
@@ -187,8 +191,16 @@ export async function addFiles(stintId, observationId, files) {
 
 // ---- the view of records: server copies overlaid with what is still in the outbox ----
 
+// Ids of the stint's hypotheses the changes feed said were deleted.
+const deletedIn = (rows) => new Set(rows.filter((r) => r.type === 'hypothesis' && r.deleted).map((r) => r.key.slice('hypothesis:'.length)));
+export async function deletedHypotheses(stintId) {
+  return deletedIn(await db.all('records', 'stint', stintId));
+}
+
 export async function observations(stintId) {
-  const server = (await db.all('records', 'stint', stintId)).filter((r) => r.type === 'observation').map((r) => ({ ...r.data }));
+  const rows = await db.all('records', 'stint', stintId);
+  const gone = deletedIn(rows);
+  const server = rows.filter((r) => r.type === 'observation').map((r) => ({ ...r.data }));
   const byId = new Map(server.map((o) => [o.id, o]));
   for (const op of await db.all('outbox')) {
     if (op.type !== 'observation') continue;
@@ -200,7 +212,9 @@ export async function observations(stintId) {
       Object.assign(cur, op.data, { _pending: true });
     }
   }
-  return [...byId.values()].filter((o) => !o._deleted);
+  // Links to a deleted hypothesis are not shown (as the server no longer shows them).
+  const live = (o) => (gone.size && o.hypothesis_links ? { ...o, hypothesis_links: o.hypothesis_links.filter((l) => !gone.has(l.hypothesis_id)) } : o);
+  return [...byId.values()].filter((o) => !o._deleted).map(live);
 }
 
 export async function pendingUploads(observationId) {
@@ -223,10 +237,13 @@ export function sync(reason = 'manual') {
     state.running = true; state.error = null; await emit();
     try {
       await push();
-      await uploads();
+      const stalled = await uploads();
       await pull();
-      state.lastSync = new Date().toISOString();
-      await db.meta.set('lastSync', state.lastSync);
+      state.photosWaiting = stalled;
+      if (!stalled) {
+        state.lastSync = new Date().toISOString();
+        await db.meta.set('lastSync', state.lastSync);
+      }
       state.needSignIn = false;
     } catch (e) {
       if (e.status === 401) state.needSignIn = true;
@@ -370,9 +387,10 @@ function versioned(op, r, prev = {}) {
   return { key: `observation:${op.id}`, type: 'observation', stint_id: data.stint_id, data, version: r.version };
 }
 
+// Sends the photos waiting on this device; returns how many are left because the link stalled (0: all sent).
 async function uploads() {
   const waiting = (await db.all('uploads')).filter(mine);
-  if (!waiting.length) return;
+  if (!waiting.length) return 0;
   const unsent = new Set((await db.all('outbox')).filter(mine).map((o) => o.id));
   for (const item of waiting) {
     if (item.observation_id && unsent.has(item.observation_id)) continue; // its observation first
@@ -393,7 +411,7 @@ async function uploads() {
     } catch (e) {
       // Timed out (the link stalls): the rest of this run (the pull) goes on; this photo and those
       // after it wait for the next run, which resumes from the server's offset.
-      if (e.code === 'timeout') return;
+      if (e.code === 'timeout') return (await db.all('uploads')).filter(mine).length;
       if (e.status === 0 || e.status === 401 || e.status >= 500 || e.status === 423 || e.status === 409) throw e;
       // The server refused the file (415 type, 413 size, 422 content): the user decides.
       await db.write(['uploads', 'issues'], (tx) => {
@@ -407,6 +425,7 @@ async function uploads() {
     await db.del('uploads', item.id);
     await emit();
   }
+  return 0;
 }
 
 // The changes feed from this device's cursor. A stint shared with this user later (or again, after
@@ -466,7 +485,10 @@ function writeChanges(tx, changes) {
   for (const c of changes) {
     if (c.type === 'stint_access') continue; // handled by the caller
     const key = `${c.type}:${c.id}`;
-    if (c.deleted) tx.del('records', key);
+    // A deleted hypothesis is remembered, not just dropped: observations linked to it have not
+    // changed (nothing of theirs comes in the feed), yet their links to it must stop showing.
+    if (c.deleted && c.type === 'hypothesis') tx.put('records', { key, type: c.type, stint_id: c.stint_id, data: null, deleted: true, version: c.version });
+    else if (c.deleted) tx.del('records', key);
     else tx.put('records', { key, type: c.type, stint_id: c.stint_id, data: c.data, version: c.version });
   }
 }

@@ -1,14 +1,15 @@
 """Who may see and do what inside a stint: loads-or-404 with the caller's role."""
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlmodel import Session, select
 
-from api.auth import CurrentUser
+from api.auth import CredentialsDep, look_up, remember, remembered, touch
 from api.db import SessionDep, begin_reading, end_reads
 from api.errors import Forbidden, NotFound
 from api.models import Membership, Role, Stint, User
@@ -50,13 +51,26 @@ def stint_access(
     return StintAccess(stint=stint, role=Role(role), user=user)
 
 
-def _needs(role: Role) -> Callable[[uuid.UUID, Session, User], StintAccess]:
-    def dependency(stint_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> StintAccess:
-        begin_reading(session)
-        access = stint_access(session, stint_id, user)
-        end_reads(session)  # the route begins its own transaction (see end_reads)
-        access.require(role)
-        return access
+def _check(request: Request, session: Session, token: str, stint_id: uuid.UUID, role: Role) -> StintAccess:
+    # Sign-in and access in one threadpool call and one read transaction: as separate sync
+    # dependencies they were two calls (and two transactions) per request.
+    known = remembered(request)  # a dependency before this one signed the request in
+    begin_reading(session)
+    signed = known or look_up(session, token)
+    access = stint_access(session, stint_id, signed.user)
+    end_reads(session)  # the route begins its own transaction (see end_reads)
+    if known is None:
+        touch(session, signed.session)
+        remember(request, signed)
+    access.require(role)
+    return access
+
+
+def _needs(role: Role) -> Callable[[Request, uuid.UUID, Session, str], Awaitable[StintAccess]]:
+    async def dependency(
+        request: Request, stint_id: uuid.UUID, session: SessionDep, token: CredentialsDep
+    ) -> StintAccess:
+        return await run_in_threadpool(_check, request, session, token, stint_id, role)
 
     return dependency
 

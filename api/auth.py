@@ -7,6 +7,7 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
@@ -86,9 +87,9 @@ def end_sessions(session: Session, user_id: uuid.UUID, *, keep: uuid.UUID | None
     session.execute(stmt)
 
 
-def signed_in(
-    request: Request, session: SessionDep, bearer: Annotated[str | None, Depends(_bearer)]
-) -> SignedIn:
+async def credentials(request: Request, bearer: Annotated[str | None, Depends(_bearer)]) -> str:
+    """The request's session token (bearer, else the cookie): 401 without one, 403 for a cookie-signed
+    write without the CSRF header. No database: async, no threadpool call."""
     token = bearer or request.cookies.get(SESSION_COOKIE)
     if not token:
         raise NotAuthenticated()
@@ -98,19 +99,31 @@ def signed_in(
         raise Forbidden(
             f"Send the {CSRF_HEADER}: 1 header with cookie-signed requests.", code="csrf_required"
         )
-    begin_reading(session)  # the check only reads; the rare touch below writes on its own
+    return token
+
+
+CredentialsDep = Annotated[str, Depends(credentials)]
+
+
+def look_up(session: Session, token: str) -> SignedIn:
+    """The live session of ``token`` and its user, read in the session's transaction (begun by the
+    caller, see begin_reading); 401 unless both are live."""
     found = session.exec(
         select(AuthSession, User)
         .join(User, User.id == AuthSession.user_id)  # type: ignore[arg-type]
         .where(AuthSession.token_hash == security.token_digest(token))
     ).first()
-    now = utcnow()
     if found is None:
         raise NotAuthenticated("Your session is not valid; sign in again.", code="invalid_token")
     auth, user = found
-    if auth.revoked_at is not None or auth.expires_at <= now or not user.is_active:
+    if auth.revoked_at is not None or auth.expires_at <= utcnow() or not user.is_active:
         raise NotAuthenticated("Your session has ended; sign in again.", code="session_ended")
-    end_reads(session)  # no transaction left open across FastAPI's threadpool calls (see end_reads)
+    return SignedIn(user=user, session=auth)
+
+
+def touch(session: Session, auth: AuthSession) -> None:
+    """Note when the device was last seen, at most every few minutes (after the reads have ended)."""
+    now = utcnow()
     if now - auth.last_used_at > _TOUCH_EVERY:
         auth.last_used_at = now
         session.add(auth)
@@ -119,13 +132,41 @@ def signed_in(
         except sa.exc.OperationalError:
             # Only a "last seen" hint: a busy database must not fail the request.
             session.rollback()
-    return SignedIn(user=user, session=auth)
+
+
+def remember(request: Request, signed: SignedIn) -> SignedIn:
+    """Keep the check for the rest of this request only: a later dependency asking again (a route
+    with both a stint role and the current user) is answered without a second query."""
+    request.state.signed_in = signed
+    return signed
+
+
+def remembered(request: Request) -> SignedIn | None:
+    signed: SignedIn | None = getattr(request.state, "signed_in", None)
+    return signed
+
+
+def _check(request: Request, session: Session, token: str) -> SignedIn:
+    begin_reading(session)  # the check only reads; the rare touch below writes on its own
+    signed = look_up(session, token)
+    end_reads(session)  # no transaction left open across FastAPI's threadpool calls (see end_reads)
+    touch(session, signed.session)
+    return remember(request, signed)
+
+
+async def signed_in(request: Request, session: SessionDep, token: CredentialsDep) -> SignedIn:
+    """The signed-in user and device, checked against the database on every request (a revoked
+    session or disabled account is refused at once); once per request."""
+    if (signed := remembered(request)) is not None:
+        return signed
+    return await run_in_threadpool(_check, request, session, token)
 
 
 SignedInDep = Annotated[SignedIn, Depends(signed_in)]
 
 
-def current_user(signed: SignedInDep) -> User:
+async def current_user(signed: SignedInDep) -> User:
+    # async: a plain attribute read, not worth a threadpool call per request
     return signed.user
 
 

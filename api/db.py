@@ -1,13 +1,16 @@
 """Engine and session: one place that knows how we talk to SQLite and PostgreSQL."""
 
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import anyio
 import sqlalchemy as sa
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
@@ -158,17 +161,35 @@ def make_engine(url: str) -> sa.Engine:
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_session(request: Request) -> Iterator[Session]:
+@asynccontextmanager
+async def _session(engine: sa.Engine) -> AsyncIterator[Session]:
+    """A session for one request, opened and closed on the event loop: as a ``def`` dependency its
+    start and its end were each a threadpool call (two of the seven a capture request made).
+    Creating a session does no I/O; closing one that holds no connection does none either. One
+    still in a transaction (a route that failed or only read) is closed in the threadpool: its
+    ROLLBACK may wait on the database."""
+    session = Session(engine, expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        if session.in_transaction():
+            with anyio.CancelScope(shield=True):  # a client that went away must not leak the connection
+                await run_in_threadpool(session.close)
+        else:
+            session.close()
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
     # No commit here: code after ``yield`` runs after the response is sent, so routes commit.
     engine = request.app.state.read_engine if request.method in _READS else request.app.state.engine
-    with Session(engine, expire_on_commit=False) as session:
+    async with _session(engine) as session:
         yield session
 
 
-def get_write_session(request: Request) -> Iterator[Session]:
+async def get_write_session(request: Request) -> AsyncIterator[Session]:
     """For GET routes that also write (access logs, counters): on SQLite a read transaction that
     later writes fails at once with "database is locked" when another writer got in first."""
-    with Session(request.app.state.engine, expire_on_commit=False) as session:
+    async with _session(request.app.state.engine) as session:
         yield session
 
 

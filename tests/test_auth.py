@@ -244,3 +244,72 @@ def test_one_address_cannot_try_many_accounts(client, person, settings):
             break
     assert r.status_code == 429
     assert attempts <= settings.login_max_failures * 10 + 1
+
+
+def test_stint_routes_check_the_session_on_every_request(client, person):
+    """Sign-in and the stint role are checked together (one threadpool call): a revoked session is
+    refused at once there too, and a request without credentials is 401 before anything else."""
+    from tests.conftest import STINT
+
+    p = person()
+    laptop = sign_in(client, p.email).json()
+    phone = sign_in(client, p.email).json()
+    stint = client.post("/api/stints", json=STINT, headers=bearer(laptop["access_token"])).json()
+    path = f"/api/stints/{stint['id']}/observations"
+    r = client.post(path, json={"text": "门卫处排队领单"}, headers=bearer(phone["access_token"]))
+    assert r.status_code == 201, r.text
+    revoked = client.delete(
+        f"/api/auth/sessions/{phone['session_id']}", headers=bearer(laptop["access_token"])
+    )
+    assert revoked.status_code == 204
+    for method in ("GET", "POST"):
+        r = client.request(method, path, json={"text": "再来一条"}, headers=bearer(phone["access_token"]))
+        assert r.status_code == 401 and r.json()["error"]["code"] == "session_ended", r.text
+    assert client.get(path, headers=bearer(laptop["access_token"])).status_code == 200
+    assert client.get(path).status_code == 401
+    assert client.get("/api/stints/not-a-uuid/observations").status_code == 401
+    bad = client.get("/api/stints/not-a-uuid/observations", headers=bearer(laptop["access_token"]))
+    assert bad.status_code == 422
+
+
+def test_sign_in_is_looked_up_once_per_request(app, client, person):
+    """A route asking for both a stint role and the current user reads the session once."""
+    import sqlalchemy as sa
+    from fastapi import APIRouter
+
+    from api.access import StintDep
+    from api.auth import CurrentUser
+    from tests.conftest import STINT
+
+    router = APIRouter()
+
+    @router.get("/api/test/both/{stint_id}")
+    def both(access: StintDep, user: CurrentUser) -> dict[str, str]:
+        return {"role": access.role.value, "user": user.name}
+
+    @router.get("/api/test/user-first/{stint_id}")
+    def user_first(user: CurrentUser, access: StintDep) -> dict[str, str]:
+        return {"role": access.role.value, "user": user.name}
+
+    app.include_router(router)
+    app.router.routes.insert(0, app.router.routes.pop())  # before the PWA's catch-all mount at /
+
+    p = person("李研究员")
+    stint = client.post("/api/stints", json=STINT, headers=p.headers).json()
+    lookups: list[str] = []
+
+    def count(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        if "auth_session" in statement and statement.lstrip().upper().startswith("SELECT"):
+            lookups.append(statement)
+
+    sa.event.listen(app.state.engine, "before_cursor_execute", count)
+    try:
+        for route in ("both", "user-first"):
+            lookups.clear()
+            r = client.get(f"/api/test/{route}/{stint['id']}", headers=p.headers)
+            assert r.status_code == 200 and r.json() == {"role": "manager", "user": "李研究员"}, r.text
+            assert len(lookups) == 1, lookups
+        r = client.get(f"/api/test/both/{stint['id']}", headers=person().headers)
+        assert r.status_code == 404  # not a member
+    finally:
+        sa.event.remove(app.state.engine, "before_cursor_execute", count)

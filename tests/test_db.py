@@ -146,3 +146,22 @@ def test_insert_many_statements_follow_the_rows_keys(tmp_path: Path) -> None:
             (5, None, at.astimezone(UTC)),
         ]
     engine.dispose()
+
+
+def test_request_sessions_give_their_connections_back(client, person, app) -> None:  # type: ignore[no-untyped-def]
+    """The request's session closes on the event loop when it holds no connection, else in the
+    threadpool (a read left open, a write that failed mid-transaction): either way every connection
+    is back in the pool once answered, and a failed write leaves no lock behind."""
+    me = person("李研究员")
+    stint = client.post("/api/stints", json=STINT, headers=me.headers).json()
+    path = f"/api/stints/{stint['id']}/observations"
+    unknown = {"text": "扫码枪没电", "hypothesis_ids": [str(uuid.uuid4())]}
+    for method, body, status in [
+        ("GET", None, 200),  # reads: its transaction is still open when the route returns
+        ("POST", {"text": "门卫处排队"}, 201),
+        ("POST", unknown, 422),  # refused inside the route's write transaction
+        ("POST", {"text": "之后的写入不等锁"}, 201),
+    ]:
+        r = client.request(method, path, json=body, headers=me.headers)
+        assert r.status_code == status, r.text
+        assert app.state.engine.pool.checkedout() == 0

@@ -2,6 +2,7 @@
 
 import hashlib
 import io
+import threading
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -451,3 +452,28 @@ def test_caption_limit_counts_characters_not_bytes(client: TestClient, stint_tea
     # Other text fields keep their small limit.
     r = upload(client, stint["id"], researcher, photo(colour="maroon"), id="x" * 5000)
     assert r.status_code == 400 and r.json()["error"]["code"] == "field_too_long"
+
+
+def test_a_large_upload_is_kept_whole_and_leaves_no_thread_behind(
+    client: TestClient, stint_team, settings: Settings
+) -> None:
+    """Over the write-behind step (the disk is told to start writing every 8 MB while bytes still
+    arrive): every byte kept in order, and the writer and write-behind threads end with the request."""
+    from array import array
+
+    from api.spool import WRITE_BEHIND
+
+    size = 2 * WRITE_BEHIND + 4 * 12345  # not a multiple of any chunk size
+    header = bytearray(wav(0)[:44])
+    header[4:8] = (36 + size).to_bytes(4, "little")
+    header[40:44] = size.to_bytes(4, "little")
+    data = bytes(header) + array("I", range(size // 4)).tobytes()  # every word differs: a lost byte shows
+    stint, researcher = stint_team["stint"], stint_team["researcher"]
+    r = upload(client, stint["id"], researcher, data, filename="memo.wav")
+    assert r.status_code == 201, r.text[:300]
+    assert r.json()["sha256"] == hashlib.sha256(data).hexdigest() and r.json()["size"] == len(data)
+    got = client.get(f"/api/materials/{r.json()['id']}/content", headers=researcher.headers)
+    assert got.content == data
+    assert not list((settings.data_dir / "staging").glob("upload-*"))
+    names = [t.name for t in threading.enumerate()]
+    assert "fieldbook-spool" not in names and "fieldbook-writeback" not in names

@@ -59,6 +59,17 @@ def _with_etag(response: Response, out: ObservationOut) -> ObservationOut:
     return out
 
 
+def _answer(out: ObservationOut, status_code: int, headers: dict[str, str] | None = None) -> Response:
+    """The JSON FastAPI would send for ``response_model=ObservationOut``, built in the route: FastAPI
+    validates a returned model again in a threadpool call of its own (one of a create's three)."""
+    return Response(
+        out.model_dump_json(by_alias=True),
+        status_code=status_code,
+        media_type="application/json",
+        headers={"ETag": etag(out.version), **(headers or {})},
+    )
+
+
 def load_observation(
     session: Session, observation_id: uuid.UUID, user: User
 ) -> tuple[Observation, StintAccess]:
@@ -89,9 +100,7 @@ def may_edit(access: StintAccess, obs: Observation) -> None:
         200: {"model": ObservationOut, "description": "Already saved"},
     },
 )
-def create_observation(
-    body: ObservationCreate, response: Response, session: SessionDep, access: StintWriter
-) -> ObservationOut:
+def create_observation(body: ObservationCreate, session: SessionDep, access: StintWriter) -> Response:
     """Add an observation to the log. Send your own `id`: the same id and body again answers 200
     and saves nothing new; the same id with another body is 409."""
     obs_id = body.id or uuid.uuid4()
@@ -111,21 +120,19 @@ def create_observation(
             if existing is None:
                 raise
         else:
-            response.headers["Location"] = f"/api/observations/{obs.id}"
             # Answered from what was just inserted, not read back: the same values, and three
             # queries in a transaction of their own cost a capture request more than its INSERTs.
             created = observation_out(obs, access.user.name, new.tags, new.links)
-            return _with_etag(response, created)
+            return _answer(created, 201, {"Location": f"/api/observations/{obs.id}"})
     if not same_create(existing, access.stint.id, access.user.id, body):
         raise Conflict(
             "An observation with this id already exists with other content.",
             code="id_conflict",
             details={"id": str(obs_id)},
         )
-    response.status_code = 200
     saved = observations_out(session, [existing])[0]
     end_reads(session)
-    return _with_etag(response, saved)
+    return _answer(saved, 200)
 
 
 def _cursor(obs: Observation) -> str:

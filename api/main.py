@@ -26,6 +26,7 @@ from api import (
     search,
     share_public,
     shares,
+    spool,
     stints,
     sync,
     sync_changes,
@@ -116,7 +117,9 @@ def serve_app() -> FastAPI:
     What exists once the app is built (modules, the ORM's and pydantic's schemas: ~170,000 objects)
     lives as long as the process. Frozen, the garbage collector's full passes skip it; otherwise each
     one walks all of it with the GIL held, stalling every request of the worker for ~70 ms (measured
-    after ``create_app``; a 1,000-op sync push met one every third push)."""
+    after ``create_app``; a 1,000-op sync push met one every third push). glibc's malloc keeps a few
+    MB of freed buffers (see ``spool.keep_buffers_mapped``): uploads cost less CPU."""
+    spool.keep_buffers_mapped()
     app = create_app()
     gc.collect()
     gc.freeze()

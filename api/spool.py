@@ -77,9 +77,6 @@ def keep_buffers_mapped() -> None:
     mallopt(_M_TRIM_THRESHOLD, 8 * 2**20)
 
 
-keep_buffers_mapped()  # in every worker process: each imports the upload path
-
-
 class _WriteBehind:
     """Starts writeback from a thread of its own: with the disk's queue full the call waits, and the
     spool thread must go on hashing meanwhile (on that thread it made the receiving phase slower)."""

@@ -289,17 +289,23 @@ def test_a_slow_push_is_not_abandoned_after_20_seconds(server: LiveServer, brows
     ctx.close()
 
 
-def test_editing_an_observation_keeps_its_other_hypothesis_links(server: LiveServer, browser: Any) -> None:
-    """An observation linked to two hypotheses (from another device): fixing its text in the PWA
-    keeps both links; changing one stance in the form keeps the other."""
-    stint = _new_stint(server, "华中配送驻场")
-    hyps = []
-    for statement in ["调度员愿意放弃Excel排班", "司机更信任微信群而不是系统通知"]:
+def _hypotheses(server: LiveServer, stint: dict[str, Any], statements: list[str]) -> list[dict[str, Any]]:
+    """The stint's manager states these hypotheses; their records, in order."""
+    made = []
+    for statement in statements:
         r = server.api(
             "POST", f"/api/stints/{stint['id']}/hypotheses", stint["manager"], json={"statement": statement}
         )
         assert r.status_code == 201, r.text
-        hyps.append(r.json())
+        made.append(r.json())
+    return made
+
+
+def test_editing_an_observation_keeps_its_other_hypothesis_links(server: LiveServer, browser: Any) -> None:
+    """An observation linked to two hypotheses (from another device): fixing its text in the PWA
+    keeps both links; changing one stance in the form keeps the other."""
+    stint = _new_stint(server, "华中配送驻场")
+    hyps = _hypotheses(server, stint, ["调度员愿意放弃Excel排班", "司机更信任微信群而不是系统通知"])
     obs = _observe(
         server,
         stint["id"],
@@ -363,13 +369,7 @@ def test_links_to_a_deleted_hypothesis_stop_showing(server: LiveServer, browser:
     change. The phone's next sync pulls the hypothesis's tombstone: the observation no longer shows a
     link to it (its other link stays), and the edit form no longer offers it."""
     stint = _new_stint(server, "华北干线驻场")
-    hyps = []
-    for statement in ["夜班调度最依赖纸质名单", "司机愿意用扫码签到"]:
-        r = server.api(
-            "POST", f"/api/stints/{stint['id']}/hypotheses", stint["manager"], json={"statement": statement}
-        )
-        assert r.status_code == 201, r.text
-        hyps.append(r.json())
+    hyps = _hypotheses(server, stint, ["夜班调度最依赖纸质名单", "司机愿意用扫码签到"])
     gone, kept = hyps
     obs = _observe(
         server,

@@ -289,6 +289,19 @@ def test_a_slow_push_is_not_abandoned_after_20_seconds(server: LiveServer, brows
     ctx.close()
 
 
+def _phone_on_observation(
+    server: LiveServer, browser: Any, stint: dict[str, Any], obs: dict[str, Any]
+) -> tuple[Any, Any]:
+    """A phone that opens the stint, syncs, and shows the observation's page."""
+    ctx, page = _phone(server, browser)
+    page.goto(server.url + "/#/stints")
+    page.locator(f"button.stint[data-id='{stint['id']}']").click()
+    page.wait_for_selector("form.capture")
+    _sync_now(page)
+    page.goto(server.url + f"/#/obs/{obs['id']}")
+    return ctx, page
+
+
 def _hypotheses(server: LiveServer, stint: dict[str, Any], statements: list[str]) -> list[dict[str, Any]]:
     """The stint's manager states these hypotheses; their records, in order."""
     made = []
@@ -324,12 +337,7 @@ def test_editing_an_observation_keeps_its_other_hypothesis_links(server: LiveSer
     def version() -> int:
         return int(server.api("GET", f"/api/observations/{obs['id']}", stint["researcher"]).json()["version"])
 
-    ctx, page = _phone(server, browser)
-    page.goto(server.url + "/#/stints")
-    page.locator(f"button.stint[data-id='{stint['id']}']").click()
-    page.wait_for_selector("form.capture")
-    _sync_now(page)
-    page.goto(server.url + f"/#/obs/{obs['id']}")
+    ctx, page = _phone_on_observation(server, browser, stint, obs)
     page.wait_for_selector("article.card ul.links li >> nth=1")
     page.get_by_role("button", name="编辑").click()
     form = page.locator("form.capture")
@@ -381,12 +389,7 @@ def test_links_to_a_deleted_hypothesis_stop_showing(server: LiveServer, browser:
             {"hypothesis_id": kept["id"], "stance": "refutes"},
         ],
     )
-    ctx, page = _phone(server, browser)
-    page.goto(server.url + "/#/stints")
-    page.locator(f"button.stint[data-id='{stint['id']}']").click()
-    page.wait_for_selector("form.capture")
-    _sync_now(page)
-    page.goto(server.url + f"/#/obs/{obs['id']}")
+    ctx, page = _phone_on_observation(server, browser, stint, obs)
     links = page.locator("article.card ul.links li")
     links.nth(1).wait_for()
     assert sorted(links.all_text_contents()) == sorted(["✓ 夜班调度最依赖纸质名单", "✗ 司机愿意用扫码签到"])

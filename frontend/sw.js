@@ -2,7 +2,7 @@
 // never queued here (a background-sync queue drops requests on any HTTP answer): the app's own
 // IndexedDB outbox does that. Updates: a new worker waits until the page asks it to take over
 // (the "new version" banner), so an open page is never switched to code it was not loaded with.
-const VERSION = 'fieldbook-shell-a9a5180fb5be';
+const VERSION = 'fieldbook-shell-d3a707bd000e';
 const SHELL = [
   '/',
   '/index.html',

@@ -406,3 +406,23 @@ def test_links_to_a_deleted_hypothesis_stop_showing(server: LiveServer, browser:
     assert form.get_by_label(kept["statement"]).input_value() == "refutes"
     assert form.locator(f"select[data-hypothesis='{gone['id']}']").count() == 0
     ctx.close()
+
+
+def test_the_timeline_orders_notes_by_time_whatever_their_offsets(server: LiveServer, browser: Any) -> None:
+    """Each note comes back in its own phone's UTC offset: 10:00+08:00 is before 09:00Z. The timeline
+    lists a day newest first by the instant, not by the text of the time."""
+    stint = _new_stint(server, "跨时区驻场")
+    for text, at in [
+        ("上海同事早上十点记的", "2026-03-02T10:00:00+08:00"),  # 02:00Z
+        ("加德满都同事记的", "2026-03-02T09:15:00+05:45"),  # 03:30Z
+        ("伦敦同事上午九点记的", "2026-03-02T09:00:00Z"),  # 09:00Z
+    ]:
+        _observe(server, stint["id"], stint["manager"], text, observed_at=at)
+    ctx, page = _phone(server, browser)
+    _sync_now(page)
+    assert _timeline(page, server, stint["id"]) == [
+        "伦敦同事上午九点记的",
+        "加德满都同事记的",
+        "上海同事早上十点记的",
+    ]
+    ctx.close()

@@ -337,9 +337,14 @@ async function captureView() {
   return section;
 }
 
+// Newest first by the instant: observed_at carries each phone's own UTC offset, so its text does
+// not sort in time order (10:00+08:00 is before 09:00Z).
+const observedMs = (o) => Date.parse(o.observed_at) || 0;
+const newestFirst = (a, b) => observedMs(b) - observedMs(a);
+
 async function observationCards(items) {
   const pending = await sync.pendingUploads();
-  items.sort((a, b) => String(b.observed_at).localeCompare(String(a.observed_at)));
+  items.sort(newestFirst);
   return items.map((o) => {
     const mats = app.materials.filter((m) => m.observation_id === o.id && m.has_preview);
     const local = pending.filter((u) => u.observation_id === o.id);
@@ -564,7 +569,7 @@ async function localSearch(q, params) {
   const kind = params.get('kind');
   const hits = [...byId.values()].filter((o) => (!kind || o.kind === kind)
     && [o.text, o.quote, o.speaker_role, ...(o.tags || [])].some((f) => f && f.toLowerCase().includes(needle)));
-  hits.sort((a, b) => String(b.observed_at).localeCompare(String(a.observed_at)));
+  hits.sort(newestFirst);
   const mark = (text) => {
     const out = [];
     let at = 0;

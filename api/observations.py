@@ -27,6 +27,7 @@ from api.errors import (
 from api.etags import check_if_match, etag
 from api.fields import normalise_tag
 from api.models import (
+    Hypothesis,
     Observation,
     ObservationHypothesis,
     ObservationKind,
@@ -187,11 +188,13 @@ def list_observations(
                 col(ObservationTag.observation_id) == col(Observation.id), col(ObservationTag.tag) == wanted
             )
         )
-    if hypothesis is not None:
+    if hypothesis is not None:  # links to a deleted hypothesis are not shown, so they find nothing
         stmt = stmt.where(
             sa.exists().where(
                 col(ObservationHypothesis.observation_id) == col(Observation.id),
                 col(ObservationHypothesis.hypothesis_id) == hypothesis,
+                col(Hypothesis.id) == hypothesis,
+                col(Hypothesis.deleted_at).is_(None),
             )
         )
     if cursor:

@@ -56,6 +56,12 @@ def test_a_deleted_hypothesis_never_blocks_link_changes(client, stint_team, db):
 
     read = client.get(url, headers=me.headers).json()
     assert read["hypothesis_links"] == [{"hypothesis_id": h1, "stance": "refutes"}] and read["version"] == 1
+    # Nor does the list's hypothesis filter find it by the link it does not show.
+    listed = f"/api/stints/{sid}/observations"
+    assert client.get(listed, params={"hypothesis": h2}, headers=me.headers).json()["items"] == []
+    assert [
+        o["id"] for o in client.get(listed, params={"hypothesis": h1}, headers=me.headers).json()["items"]
+    ] == [obs["id"]]
     # An edit that sends the links as read before the deletion, flipping h1 only: accepted.
     r = client.patch(
         url,

@@ -193,7 +193,7 @@ def list_observations(
             sa.exists().where(
                 col(ObservationHypothesis.observation_id) == col(Observation.id),
                 col(ObservationHypothesis.hypothesis_id) == hypothesis,
-                col(Hypothesis.id) == hypothesis,
+                col(Hypothesis.id) == col(ObservationHypothesis.hypothesis_id),
                 col(Hypothesis.deleted_at).is_(None),
             )
         )

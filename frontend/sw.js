@@ -2,7 +2,7 @@
 // never queued here (a background-sync queue drops requests on any HTTP answer): the app's own
 // IndexedDB outbox does that. Updates: a new worker waits until the page asks it to take over
 // (the "new version" banner), so an open page is never switched to code it was not loaded with.
-const VERSION = 'fieldbook-shell-d3a707bd000e';
+const VERSION = 'fieldbook-shell-615c33c193e8';
 const SHELL = [
   '/',
   '/index.html',
@@ -12,6 +12,7 @@ const SHELL = [
   '/js/api.js',
   '/js/db.js',
   '/js/dom.js',
+  '/js/fold.js',
   '/js/i18n.js',
   '/js/sync.js',
   '/js/tus.js',

@@ -214,6 +214,10 @@ def test_offline_capture_sync_search_approve(server: LiveServer, browser: Any, s
     page.wait_for_selector(".results ol.hits mark")
     assert page.locator(".results ol.hits li").count() == 1
     assert page.locator(".results ol.hits mark").all_inner_texts() == ["白板"]
+    # Typed in traditional characters (a customer's colleague from Taipei): read as simplified.
+    page.goto(server.url + "/#/search?q=" + "異常件清單")
+    page.wait_for_selector(".results ol.hits mark")
+    assert page.locator(".results ol.hits mark").all_inner_texts() == ["异常件清单"]
     page.goto(server.url + "/#/capture")
     page.wait_for_selector("form.capture")
 

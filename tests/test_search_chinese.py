@@ -122,6 +122,19 @@ def test_traditional_table_is_openccs():
     assert len(table) > 3000
 
 
+def test_the_pwas_offline_table_is_the_servers():
+    """``frontend/js/fold.js`` (offline search) is what ``--js`` makes of the same table, and holds
+    all of it but the pairs whose sides differ in UTF-16 length."""
+    js = Path(search_traditional.__file__).parent.parent / "frontend" / "js" / "fold.js"
+    assert search_traditional._generate_js() == js.read_text(encoding="utf-8")
+    same_length = [
+        t
+        for t, s in zip(search_traditional.TRADITIONAL, search_traditional.SIMPLIFIED, strict=True)
+        if (ord(t) > 0xFFFF) == (ord(s) > 0xFFFF)
+    ]
+    assert len(same_length) > 2900 and all(t in js.read_text(encoding="utf-8") for t in "資庫臺")
+
+
 def test_traditional_and_simplified_find_each_other(client, stint_team, app):
     """A customer in Taiwan writes traditional, the researcher types simplified, and the reverse."""
     t = stint_team

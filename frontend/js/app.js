@@ -4,6 +4,7 @@ import { t, getLang, setLang, fmtTime } from './i18n.js';
 import { api } from './api.js';
 import * as db from './db.js';
 import * as sync from './sync.js';
+import { foldForSearch } from './fold.js';
 
 const KINDS = ['note', 'quote', 'behaviour', 'process', 'pain_point', 'idea', 'question'];
 const DIMENSIONS = ['scene', 'words_actions', 'organisation'];
@@ -560,21 +561,22 @@ async function searchView(params) {
   return section;
 }
 
-// Offline: the observations on this device, matched as plain substrings, matches marked.
+// Offline: the observations on this device, matched as plain substrings after folding both sides
+// as the server's search does (traditional as simplified, case), matches marked.
 async function localSearch(q, params) {
-  const needle = q.toLowerCase();
+  const needle = foldForSearch(q);
   const server = (await db.all('records')).filter((r) => r.type === 'observation' && r.data && !r.data._deleted).map((r) => r.data);
   const pending = app.stint ? await sync.observations(app.stint.id) : [];
   const byId = new Map([...server, ...pending].map((o) => [o.id, o]));
   const kind = params.get('kind');
   const hits = [...byId.values()].filter((o) => (!kind || o.kind === kind)
-    && [o.text, o.quote, o.speaker_role, ...(o.tags || [])].some((f) => f && f.toLowerCase().includes(needle)));
+    && [o.text, o.quote, o.speaker_role, ...(o.tags || [])].some((f) => f && foldForSearch(f).includes(needle)));
   hits.sort(newestFirst);
   const mark = (text) => {
     const out = [];
     let at = 0;
-    const low = text.toLowerCase();
-    for (let i = low.indexOf(needle); i >= 0 && needle; i = low.indexOf(needle, at)) {
+    const folded = foldForSearch(text); // the same offsets as text
+    for (let i = folded.indexOf(needle); i >= 0 && needle; i = folded.indexOf(needle, at)) {
       out.push(text.slice(at, i), h('mark', {}, text.slice(i, i + needle.length)));
       at = i + needle.length;
     }

@@ -2,19 +2,28 @@
 // never queued here (a background-sync queue drops requests on any HTTP answer): the app's own
 // IndexedDB outbox does that. Updates: a new worker waits until the page asks it to take over
 // (the "new version" banner), so an open page is never switched to code it was not loaded with.
-const VERSION = 'fieldbook-shell-615c33c193e8';
+const VERSION = 'fieldbook-shell-182f0254aad2';
 const SHELL = [
   '/',
   '/index.html',
   '/style.css',
   '/manifest.webmanifest',
   '/js/app.js',
+  '/js/account.js',
+  '/js/actions.js',
   '/js/api.js',
+  '/js/capture.js',
   '/js/db.js',
+  '/js/debrief.js',
   '/js/dom.js',
   '/js/fold.js',
   '/js/i18n.js',
+  '/js/router.js',
+  '/js/search.js',
+  '/js/shell.js',
+  '/js/stints.js',
   '/js/sync.js',
+  '/js/timeline.js',
   '/js/tus.js',
   '/icons/icon.svg',
   '/icons/icon-192.png',

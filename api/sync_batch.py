@@ -71,6 +71,13 @@ class Batch:
     _hypotheses: dict[uuid.UUID, set[uuid.UUID]] = field(default_factory=dict)
     _creates: dict[uuid.UUID, NewObservation] = field(default_factory=dict)
     _stint_ids: dict[str, uuid.UUID] = field(default_factory=dict)
+    _uuids: dict[str, uuid.UUID] = field(default_factory=dict)
+
+    def record_id(self, value: str, what: str) -> uuid.UUID:
+        """A record's id as a UUID, parsed once per batch (the preload and the op's handler both ask)."""
+        if (found := self._uuids.get(value)) is None:
+            found = self._uuids[value] = uuid_of(value, what)
+        return found
 
     def stint_id(self, raw: object) -> uuid.UUID:
         """The stint an op names (a batch's ops mostly name the same one: parsed once)."""

@@ -10,7 +10,9 @@ from sqlmodel import Session
 from api import idempotency
 from api.changelog import TOMBSTONE_RETENTION, purge_tombstones
 from api.db import utcnow
+from api.errors import AppError
 from api.idempotency import IdempotencyKey
+from api.sync import _parse
 
 
 @pytest.fixture
@@ -602,3 +604,24 @@ def test_a_create_resent_with_its_tags_reordered_is_a_duplicate(client, stint_te
     stale = edit_op(op["id"], 1, text="派单靠电话", tags=["派单", "微信", "excel"])
     (c,) = push(client, t["manager"], [stale]).json()["results"]
     assert c["status"] == "conflict" and [x["field"] for x in c["changes"]] == ["text"]
+
+
+def test_ops_validated_together_answer_as_one_by_one():
+    """The batch is validated in one call, and again op by op when any op is invalid: each op's
+    result must be what validating it alone gives."""
+    sid = str(uuid.uuid4())
+    valid = [create_op(sid, "司机排队领单"), edit_op(str(uuid.uuid4()), 2, text="改"), create_op(sid, "x")]
+    invalid = [
+        {"op_id": "x1", "type": "photo_album", "id": "1", "op": "upsert"},
+        "not an object",
+        {"op_id": ""},
+    ]
+
+    def as_plain(parsed: object) -> object:
+        if isinstance(parsed, AppError):
+            return (parsed.status_code, parsed.code, parsed.message, parsed.details)
+        return parsed
+
+    for batch in (valid, valid + invalid, invalid[:1] + valid):
+        alone = [as_plain(_parse([op])[0]) for op in batch]
+        assert [as_plain(p) for p in _parse(batch)] == alone

@@ -11,21 +11,21 @@ thread is not started. The push's body is encoded before the clock starts (the p
 was ~10 ms of the figure) and one event loop thread serves the whole run, as in a server (TestClient
 otherwise starts a thread and a loop per request).
 
-Where the SQLite push's time goes (issue #5; cProfile of ``api.sync.push`` called directly, 5 pushes,
-Nov 2026, on a machine shared with other jobs): the route is ~100 ms of CPU unprofiled. Its driver
-calls (not slowed by the profiler) are ~60 ms: executemany into five tables ~34 ms, two fsync'd
-COMMITs ~22 ms (the Idempotency-Key is claimed and committed before the batch, so a concurrent
-retry waits for it instead of applying the ops twice), a dozen SELECTs ~3 ms. Python is the other
-~40-50 ms; profiled shares: the per-op loop ~35 % (ObservationCreate validation ~8 %, the create's
-fingerprint ~8 %, access, log day, tags), building and converting rows for insert_many ~4 %, the
-change log ~5 %, op hashes ~4 %, OpIn validation ~2.5 %, JSON of the stored answer ~2 %. The
-target (<= 3 x the driver's executemany) is not met on SQLite (3.8-4.2 x in Nov 2026 runs, the
-baseline swinging from 24 to 55 ms with the machine's load): the route's own driver calls hold
-a second fsync'd COMMIT the baseline does not pay, and no Python part is worth more than ~10 ms.
-(Foreign keys, on in the app and off in the baseline's connection, made no measurable difference
-to the executemany.)"""
+Where the SQLite push's time goes (issue #5; the route called in process with timers around its
+parts, GC frozen, Nov 2026, on a machine shared with other jobs, so each figure swings +-30 %): the
+route is ~150-200 ms. Its driver calls: executemany into five tables ~45 ms, the batch's COMMIT
+~23 ms (both paid by the baseline too), the Idempotency-Key's claim ~3 ms of which its own fsync'd
+COMMIT is ~0.8 ms (not the ~11 ms once assumed: making it non-durable would save about a millisecond
+and risks a checkpoint without fsync, so it stays FULL), a dozen SELECTs ~5 ms. The rest is Python,
+spread thin, ~3-20 us per op each: ObservationCreate validation, the create's fingerprint (canonical
+JSON + SHA-256, stored: its bytes cannot change), the ops' hashes (likewise stored), OpIn validation,
+building and converting the rows for insert_many, the change log and index task rows, the answer.
+The target (<= 3 x the driver's executemany) is not met on SQLite (4-5 x in these runs): meeting
+it needs the per-op Python near ~50 us, against ~100 us now. (Foreign keys, on in the app and off in
+the baseline's connection, made no measurable difference to the executemany.)"""
 
 import contextlib
+import gc
 import json
 import random
 import shutil
@@ -104,6 +104,10 @@ class _Setup:
             self.user_id = user.id
         engine.dispose()
         self.app = create_app(Settings(data_dir=data_dir, database_url=url))
+        # As ``serve_app`` does in each worker: what exists once the app is built is frozen, so the
+        # collector's full passes skip it (unfrozen, one in ~5 pushes met a ~130 ms full pass).
+        gc.collect()
+        gc.freeze()
         self.client = TestClient(self.app)  # no lifespan: no indexer thread competing for the CPU
         # One event loop thread for the whole run, as in a server; without it TestClient starts a
         # thread and a loop per request.
@@ -137,6 +141,7 @@ class _Setup:
     def close(self) -> None:
         self._portal.close()
         self.app.state.engine.dispose()
+        gc.unfreeze()  # the benches after this one in the process start as they would alone
 
     def push(self, ops: list[dict[str, Any]]) -> float:
         # Encoded before the clock starts: the phone's work, not the server's (~10 ms of JSON here).

@@ -19,7 +19,22 @@ write-behind (``api/spool.py``), 0.005-0.02 s with it; ingest (sniff, rename int
 8-11 MB. Ratios: 0.3-0.55 x copy when the copy runs at 700-1,300 MB/s, >= 1 when the disk is the
 slow part (copy < 400 MB/s). 0.5 x a quiet-disk copy (1,800-2,300 MB/s, ~0.1 s for 200 MB) would
 need the whole upload in ~0.2 s, less than the ~0.45 CPU-s the server's receiving alone needs on two
-cores: not reachable on this machine without giving up SHA-256 or uvicorn."""
+cores: not reachable on this machine without giving up SHA-256 or uvicorn.
+
+Re-measured per thread (/proc task stats, perf; 200 MB, interleaved pairs, Nov 24). Receiving takes
+0.41-0.56 s of the upload, the fsync 0.005-0.05 s, ingest 0.01-0.03 s. Event loop thread: tus
+0.24-0.29 CPU-s, multipart 0.29-0.42 (a quarter of it memmove: uvloop copies each 256 KB read into a
+bytes, httptools copies the body slice again; 7 % loopback TCP in softirqs; 6 % the recv copy; the
+rest Python). Spool thread: 0.25-0.31 CPU-s, SHA-256 at 1.5 GB/s (SHA-NI, ``openssl speed`` agrees)
+half of it, the page-cache write most of the rest. With the client's sendfile that is ~0.75 CPU-s on
+two cores shared with other work: ~550 MB/s (0.5 x a 1,100 MB/s copy) needs both cores idle. The
+tus CPU-per-GB spikes (5-6.7 s/GB in some runs, 2.5-2.7 in others) are the spool thread's system
+time: its writes took 0.3-0.9 s instead of 0.1 s while the machine was busy, in multipart runs too
+(the same writes in a process of their own stay at 0.05-0.09 s); interleaved, tus costs no more per
+GB than multipart. Two measurement errors fixed: the tus create made a new httpx client per upload
+(35-55 ms of TLS setup inside the timing, the server idle meanwhile), and the multipart boundary had
+10 characters where real clients send 32-40 (python-multipart's search for it: loop thread
+0.33-0.39 -> 0.29-0.34 CPU-s per 200 MB, the same bytes otherwise)."""
 
 import base64
 import contextlib
@@ -113,26 +128,34 @@ def _send(port: int, head: bytes, path: Path, tail: bytes = b"") -> bytes:
     return answer
 
 
-def _multipart(port: int, token: str, stint_id: str, path: Path) -> None:
+# As long as real clients' boundaries (httpx: 32 hex digits; browsers: ~38 characters). The former
+# 10-character one made python-multipart's search for it (bytes.find) cost 2.4x as much per GB.
+BOUNDARY = b"fb" + b"0123456789abcdef" * 2
+
+
+def _multipart(port: int, token: str, stint_id: str, path: Path, _client: httpx.Client) -> None:
     pre = (
-        b'--fbboundary\r\nContent-Disposition: form-data; name="file"; filename="memo.wav"\r\n'
+        b"--" + BOUNDARY + b'\r\nContent-Disposition: form-data; name="file"; filename="memo.wav"\r\n'
         b"Content-Type: audio/wav\r\n\r\n"
     )
-    post = b"\r\n--fbboundary--\r\n"
+    post = b"\r\n--" + BOUNDARY + b"--\r\n"
     length = len(pre) + path.stat().st_size + len(post)
     head = (
         f"POST /api/stints/{stint_id}/materials HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        f"Authorization: Bearer {token}\r\nContent-Type: multipart/form-data; boundary=fbboundary\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY.decode()}\r\n"
         f"Content-Length: {length}\r\nConnection: close\r\n\r\n"
     ).encode()
     _send(port, head + pre, path, post)
 
 
-def _tus(port: int, token: str, stint_id: str, path: Path) -> None:
+def _tus(port: int, token: str, stint_id: str, path: Path, client: httpx.Client) -> None:
+    """Create the upload (timed: it is part of a tus upload), then send every byte in one PATCH.
+    The create goes through one client made beforehand: ``httpx.post`` made a new client each time,
+    whose TLS setup alone took 35-55 ms of the timed upload (~10 % of it) with the server idle."""
     size = path.stat().st_size
     meta = f"stint_id {base64.b64encode(stint_id.encode()).decode()},filename {base64.b64encode(b'memo.wav').decode()}"
     h = {"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"}
-    r = httpx.post(
+    r = client.post(
         f"http://127.0.0.1:{port}/api/uploads",
         headers={**h, "Upload-Length": str(size), "Upload-Metadata": meta},
     )
@@ -160,14 +183,15 @@ def run(quick: bool) -> list[Figure]:
         server.start()
         assert server.process is not None
         pid, port, base = server.process.pid, server.port, server.url
+        client = httpx.Client()
         try:
             headers = {"Authorization": f"Bearer {token}"}
             stint = httpx.post(f"{base}/api/stints", json=STINT, headers=headers).json()
             # Warm up (imports, first connections), then measure each path once per round, best of rounds.
             small = work / "small.wav"
             _wav(small, 2**20)
-            _multipart(port, token, stint["id"], small)
-            _tus(port, token, stint["id"], small)
+            _multipart(port, token, stint["id"], small, client)
+            _tus(port, token, stint["id"], small, client)
             rounds = 3  # best of three: the machine is shared
             copy_s, multi_s, tus_s = [], [], []
             multi_cpu, tus_cpu = [], []
@@ -178,11 +202,12 @@ def run(quick: bool) -> list[Figure]:
                 for send, seconds, cpu in ((_multipart, multi_s, multi_cpu), (_tus, tus_s, tus_cpu)):
                     _new_bytes(src)
                     cpu_before, started = _cpu_seconds(pid), time.perf_counter()
-                    send(port, token, stint["id"], src)
+                    send(port, token, stint["id"], src, client)
                     seconds.append(time.perf_counter() - started)
                     cpu.append(_cpu_seconds(pid) - cpu_before)
             peak = _rss_kb(pid, "VmHWM")
         finally:
+            client.close()
             server.stop()
     mb = size / 2**20
     gb = size / 1e9

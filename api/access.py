@@ -5,14 +5,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
+import sqlalchemy as sa
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from api.auth import CredentialsDep, look_up, remember, remembered, touch
+from api import security
+from api.auth import CredentialsDep, SignedIn, live, raise_not_signed_in, remember, remembered, touch
 from api.db import SessionDep, begin_reading, end_reads
 from api.errors import Forbidden, NotFound
-from api.models import Membership, Role, Stint, User
+from api.models import AuthSession, Membership, Role, Stint, User
 
 _ROLE_NAMES = {Role.viewer: "a viewer", Role.researcher: "a researcher", Role.manager: "a manager"}
 
@@ -34,21 +36,59 @@ class StintAccess:
         return self.role is Role.manager
 
 
+# Built once: constructing the expression cost a capture request more than compiling it (cached).
+# Untyped bind parameters take the type of the column they are compared with.
+_STINT_ACCESS = (
+    select(Stint, Membership.role)
+    .join(Membership, col(Membership.stint_id) == col(Stint.id))
+    .where(
+        col(Stint.id) == sa.bindparam("stint_id"),
+        col(Membership.user_id) == sa.bindparam("user_id"),
+        col(Stint.deleted_at).is_(None),
+    )
+)
+
+
 def stint_access(
     session: Session, stint_id: uuid.UUID, user: User, *, missing: NotFound | None = None
 ) -> StintAccess:
     """The caller's access to a stint; 404 for non-members so a stint's existence never leaks.
     ``missing``: the 404 to raise instead, when the caller loaded a record of that stint: a record
     of a stint you are not in answers exactly as a record that does not exist."""
-    found = session.exec(
-        select(Stint, Membership.role)
-        .join(Membership, Membership.stint_id == Stint.id)  # type: ignore[arg-type]
-        .where(Stint.id == stint_id, Membership.user_id == user.id, Stint.deleted_at.is_(None))  # type: ignore[union-attr]
-    ).first()
+    found = session.exec(_STINT_ACCESS, params={"stint_id": stint_id, "user_id": user.id}).first()
     if found is None:
         raise missing or NotFound("No such stint.", code="stint_not_found")
     stint, role = found
     return StintAccess(stint=stint, role=Role(role), user=user)
+
+
+# Sign-in and role in one query (statements built once): the session and its user, and the stint
+# when the user is a member of it and it is not deleted (else None, answered as stint_access does).
+_SIGN_IN_AND_ACCESS = (
+    select(AuthSession, User, Stint, Membership.role)
+    .join(User, col(User.id) == col(AuthSession.user_id))
+    .outerjoin(
+        Membership,
+        sa.and_(
+            col(Membership.user_id) == col(User.id), col(Membership.stint_id) == sa.bindparam("stint_id")
+        ),
+    )
+    .outerjoin(Stint, sa.and_(col(Stint.id) == col(Membership.stint_id), col(Stint.deleted_at).is_(None)))
+    .where(col(AuthSession.token_hash) == sa.bindparam("digest"))
+)
+
+
+def _sign_in_with_access(session: Session, token: str, stint_id: uuid.UUID) -> tuple[SignedIn, StintAccess]:
+    """look_up and stint_access in one query: the same answers, 401 before 404."""
+    params = {"digest": security.token_digest(token), "stint_id": stint_id}
+    found = session.exec(_SIGN_IN_AND_ACCESS, params=params).first()
+    if found is None:
+        raise_not_signed_in()
+    auth, user, stint, role = found
+    signed = live(auth, user)
+    if stint is None:
+        raise NotFound("No such stint.", code="stint_not_found")
+    return signed, StintAccess(stint=stint, role=Role(role), user=user)
 
 
 def _check(request: Request, session: Session, token: str, stint_id: uuid.UUID, role: Role) -> StintAccess:
@@ -56,8 +96,10 @@ def _check(request: Request, session: Session, token: str, stint_id: uuid.UUID, 
     # dependencies they were two calls (and two transactions) per request.
     known = remembered(request)  # a dependency before this one signed the request in
     begin_reading(session)
-    signed = known or look_up(session, token)
-    access = stint_access(session, stint_id, signed.user)
+    if known is None:
+        signed, access = _sign_in_with_access(session, token, stint_id)
+    else:
+        signed, access = known, stint_access(session, stint_id, known.user)
     end_reads(session)  # the route begins its own transaction (see end_reads)
     if known is None:
         touch(session, signed.session)

@@ -105,26 +105,24 @@ def create_observation(body: ObservationCreate, session: SessionDep, access: Sti
     """Add an observation to the log. Send your own `id`: the same id and body again answers 200
     and saves nothing new; the same id with another body is 409."""
     obs_id = body.id or uuid.uuid4()
-    existing = session.get(Observation, obs_id)
-    if existing is None:
-        new = new_observation(access.stint, access.user.id, body, obs_id, utcnow())
+    # No existence check first: the INSERT meets an id already taken (a retry, or a concurrent
+    # create of the same id) as an IntegrityError, and the write transaction is only its INSERTs.
+    new = new_observation(access.stint, access.user.id, body, obs_id, utcnow())
+    try:
         new.links = usable_links(session, access.stint.id, new.links)
-        obs = new.row
-        try:
-            # On PostgreSQL the INSERT itself meets a concurrent create of the same id.
-            insert_observations(session, [new])
-            session.commit()
-        except sa.exc.IntegrityError:
-            # A concurrent retry of the same create won the race; answer as for a retry.
-            session.rollback()
-            existing = session.get(Observation, obs_id)
-            if existing is None:
-                raise
-        else:
-            # Answered from what was just inserted, not read back: the same values, and three
-            # queries in a transaction of their own cost a capture request more than its INSERTs.
-            created = observation_out(obs, access.user.name, new.tags, new.links)
-            return _answer(created, 201, {"Location": f"/api/observations/{obs.id}"})
+        insert_observations(session, [new])
+        session.commit()
+    except (sa.exc.IntegrityError, Invalid):
+        session.rollback()
+        # A retry answers as before: 200 or 409 for a taken id, whatever its links are now.
+        existing = session.get(Observation, obs_id)
+        if existing is None:
+            raise
+    else:
+        # Answered from what was just inserted, not read back: the same values, and three
+        # queries in a transaction of their own cost a capture request more than its INSERTs.
+        created = observation_out(new.row, access.user.name, new.tags, new.links)
+        return _answer(created, 201, {"Location": f"/api/observations/{obs_id}"})
     if not same_create(existing, access.stint.id, access.user.id, body):
         raise Conflict(
             "An observation with this id already exists with other content.",

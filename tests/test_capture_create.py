@@ -1,0 +1,76 @@
+"""A capture request's answers where the one-query sign-in and the create without an existence check
+first could differ from the checks they replaced (api/access.py, api/observations.py)."""
+
+import uuid
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from api.changelog import SyncChange
+from api.db import utcnow
+from api.models import AuthSession
+from api.search_docs import SearchTask
+from tests.conftest import STINT
+
+OBS = {"text": "司机在门卫处排队领单，平均 20 分钟", "tags": ["排队", "现场"]}
+
+
+def post(client, sid, headers, **body):
+    return client.post(f"/api/stints/{sid}/observations", json=body, headers=headers)
+
+
+def counts(db):
+    return [db.exec(sa.select(sa.func.count()).select_from(t)).one()[0] for t in (SyncChange, SearchTask)]
+
+
+def test_a_taken_id_is_200_or_409_before_its_links_are_checked(client, stint_team, db):
+    t = stint_team
+    sid, h = t["stint"]["id"], t["researcher"].headers
+    oid = str(uuid.uuid4())
+    assert post(client, sid, h, id=oid, **OBS).status_code == 201
+    before = counts(db)
+    assert post(client, sid, h, id=oid, **OBS).status_code == 200
+    unknown = {"hypothesis_ids": [str(uuid.uuid4())]}
+    r = post(client, sid, h, id=oid, **OBS, **unknown)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "id_conflict"
+    assert counts(db) == before  # a retry writes nothing: no change log row, no index task
+    r = post(client, sid, h, id=str(uuid.uuid4()), **OBS, **unknown)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "unknown_hypothesis"
+
+
+def test_an_id_taken_in_another_stint_is_409(client, stint_team):
+    t = stint_team
+    sid, h = t["stint"]["id"], t["manager"].headers
+    other = client.post("/api/stints", json={**STINT, "title": "另一个驻场"}, headers=h)
+    oid = str(uuid.uuid4())
+    assert post(client, sid, h, id=oid, **OBS).status_code == 201
+    assert post(client, other.json()["id"], h, id=oid, **OBS).status_code == 409
+
+
+def test_sign_in_is_refused_before_the_stint_is_looked_at(client, stint_team, db):
+    t = stint_team
+    sid, researcher = t["stint"]["id"], t["researcher"]
+    nowhere = str(uuid.uuid4())
+    assert post(client, nowhere, researcher.headers, **OBS).status_code == 404
+    assert post(client, sid, t["outsider"].headers, **OBS).status_code == 404
+    assert post(client, sid, t["viewer"].headers, **OBS).status_code == 403
+    assert (
+        post(client, sid, {"Authorization": "Bearer nope"}, **OBS).json()["error"]["code"] == "invalid_token"
+    )
+    db.execute(
+        sa.update(AuthSession)
+        .where(AuthSession.user_id == researcher.user.id)
+        .values(expires_at=utcnow() - timedelta(seconds=1))
+    )
+    db.commit()
+    for stint_id in (sid, nowhere):
+        r = post(client, stint_id, researcher.headers, **OBS)
+        assert r.status_code == 401 and r.json()["error"]["code"] == "session_ended"
+
+
+def test_a_deleted_stint_is_404_to_its_members(client, stint_team):
+    t = stint_team
+    sid = t["stint"]["id"]
+    assert client.delete(f"/api/stints/{sid}", headers=t["manager"].headers).status_code == 204
+    r = post(client, sid, t["researcher"].headers, **OBS)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "stint_not_found"

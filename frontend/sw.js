@@ -2,7 +2,7 @@
 // never queued here (a background-sync queue drops requests on any HTTP answer): the app's own
 // IndexedDB outbox does that. Updates: a new worker waits until the page asks it to take over
 // (the "new version" banner), so an open page is never switched to code it was not loaded with.
-const VERSION = 'fieldbook-shell-182f0254aad2';
+const VERSION = 'fieldbook-shell-80c0c36a39fc';
 const SHELL = [
   '/',
   '/index.html',
@@ -18,6 +18,7 @@ const SHELL = [
   '/js/dom.js',
   '/js/fold.js',
   '/js/i18n.js',
+  '/js/outbox.js',
   '/js/router.js',
   '/js/search.js',
   '/js/shell.js',

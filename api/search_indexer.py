@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
 from api import search_sources  # noqa: F401 - registers the sources; `fieldbook reindex` and `check` run without the app
+from api.db import reading
 from api.search_docs import SearchDoc, SearchTask, source, sources
 from api.search_index import IndexStore
 
@@ -85,6 +86,9 @@ class Indexer:
     def __init__(self, store: IndexStore, engine: sa.Engine, poll_seconds: float = POLL_SECONDS) -> None:
         self.store = store
         self.engine = engine
+        # Reads the queue and the documents without SQLite's write lock: as a write (BEGIN
+        # IMMEDIATE) a round held up every create while it loaded the documents.
+        self.read_engine = reading(engine)
         self.poll_seconds = poll_seconds
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -148,7 +152,9 @@ class Indexer:
     def drain_locked(self) -> int:
         applied = 0
         while not self._stop.is_set():
-            with Session(self.engine, expire_on_commit=False) as session:
+            # Only the tasks read here are deleted below: one committed meanwhile (its document
+            # perhaps loaded here in an older version) stays queued for the next round.
+            with Session(self.read_engine, expire_on_commit=False) as session:
                 tasks = session.exec(select(SearchTask).order_by(col(SearchTask.id)).limit(BATCH)).all()
                 if not tasks:
                     break

@@ -29,7 +29,18 @@ request validation, JSON, access log, thread handovers), search indexer 0.5-1.2 
 depends on which rounds meet a segment merge, so an 8 s window swings widely). A round's cost is
 mostly per round: ~1.5 ms per document in rounds of 20, ~0.45 ms in rounds of 150; under a stream
 of writes rounds now start every 0.5 s instead of 0.25 s (1.7 -> 1.1 ms per create, medians of
-three A/B pairs), and a write is still searchable within ~0.6 s (p95 under this load).
+three A/B pairs). From the 201 to the index commit under this load: p95 0.6 s on a faster machine,
+0.9-1.2 s on a slower one (24 Nov): rounds cannot be spaced further without breaking "searchable
+within a second". Of a round (Whoosh, in process): writing postings ~48 %, merging segments ~28 %,
+Chinese analysis ~6 %, loading the documents ~6 %.
+
+24 Nov 2026, a machine about half as fast (echo 490-630/s): the sign-in and stint role became one
+query built once, and the create no longer reads its id before the INSERT (a taken id meets the
+primary key; the write transaction is its INSERTs and COMMIT): request threads 5.7-6.7 -> 3.8-4.2 ms
+per create (interleaved A/B pairs); whole server ~10.3 -> ~8.7 ms; ratio 0.19 -> 0.23. The three
+parts are now about equal (request threads, event loop, indexer: ~2.2-4 ms each); our middleware
+and JSON access log are ~60 us of the event loop's ~2.5 ms (FastAPI's dependency solving, the two
+threadpool handovers and uvicorn are the rest).
 
 The target (>= 0.5 x echo) is not met: the bare app with one durable INSERT uses ~0.6-1.0 ms of CPU
 per create and ours 4.5-8 ms; at half the echo rate on two shared cores we would need ~2 ms. No one

@@ -23,7 +23,10 @@ run: install
 migrate: install
 	$(BIN)/fieldbook migrate
 
-test: install lint typecheck test-sqlite test-pg
+# The two legs run side by side: each keeps about one core busy (pytest is one process), so on a
+# 2-core machine both together take little longer than one. Each leg's output is shown when it ends.
+test: install lint typecheck
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-pg
 
 lint: install
 	$(BIN)/ruff check api storage tests bench alembic

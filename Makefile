@@ -23,10 +23,16 @@ run: install
 migrate: install
 	$(BIN)/fieldbook migrate
 
-# The two legs run side by side: each keeps about one core busy (pytest is one process), so on a
-# 2-core machine both together take little longer than one. Each leg's output is shown when it ends.
+# The browser scenarios (SQLite only) run first, on their own: their timeouts are a phone's, and a
+# busy machine made them flaky. Then the two legs run side by side: each keeps about one core busy
+# (pytest is one process), so on 2 cores both take little longer than one. Each leg's output is
+# shown when it ends.
+BROWSER_TESTS := tests/test_e2e_pwa.py tests/test_e2e_sync.py tests/test_e2e_uploads.py tests/test_search_pwa.py
 test: install lint typecheck
-	@$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-pg
+	@echo "== browser tests (SQLite) =="
+	$(BIN)/pytest -q $(BROWSER_TESTS)
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-pg \
+		SQLITE_PYTEST_ARGS="$(addprefix --ignore=,$(BROWSER_TESTS))"
 
 lint: install
 	$(BIN)/ruff check api storage tests bench alembic
@@ -37,7 +43,7 @@ typecheck: install
 
 test-sqlite: install
 	@echo "== tests on SQLite =="
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(SQLITE_PYTEST_ARGS)
 
 # Runs when PostgreSQL answers at PG_TEST_URL; FIELDBOOK_REQUIRE_PG=1 (CI) makes its absence an error.
 test-pg: install

@@ -2,7 +2,15 @@
 compared with a retry's, possibly weeks later and after an upgrade: their values must never change.
 The expected values were computed by the first implementation (json.dumps, then SHA-256)."""
 
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
 from api import fields, idempotency
+from api.models import ObservationDimension, ObservationKind, Stance
 from api.observation_schemas import LEGACY_TAG_ORDERS, ObservationCreate
 
 BODY = {
@@ -77,3 +85,69 @@ def test_many_tags_stored_before_match_in_the_order_sent() -> None:
     assert create.is_create_of(old)
     assert not _create(tags=sorted(tags)).is_create_of(old)
     assert _create(tags=list(reversed(tags))).fingerprint() == _create(tags=tags).fingerprint()
+
+
+def _reference_fingerprint(create: ObservationCreate) -> str:
+    """The create's fingerprint as first computed: the model dumped, tags sorted, json.dumps."""
+    body = create.model_dump(mode="json", exclude={"id", "hypothesis_ids", "hypothesis_links"})
+    body["links"] = [link.model_dump(mode="json") for link in create.links() or []]
+    if body["tags"] is not None:
+        body["tags"] = sorted(body["tags"])
+    return fields.fingerprint(body)
+
+
+# Any text the field types accept: quotes, backslashes, control characters, emoji, CJK.
+_texts = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=40
+).filter(str.strip)
+_instants = st.datetimes(
+    min_value=datetime(1900, 1, 2),
+    max_value=datetime(2199, 12, 30),
+    timezones=st.sampled_from(
+        [
+            UTC,
+            timezone(timedelta(hours=8)),
+            timezone(timedelta(hours=-3, minutes=-30)),
+            timezone(timedelta(hours=5, minutes=45)),
+        ]
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=_texts,
+    kind=st.none() | st.sampled_from(list(ObservationKind)),
+    dimension=st.none() | st.sampled_from(list(ObservationDimension)),
+    observed_at=st.none() | _instants,
+    quote=st.none() | _texts,
+    speaker_role=st.none() | _texts,
+    speaker_name=st.none() | _texts,
+    tags=st.none() | st.lists(_texts, max_size=5),
+    hypothesis_ids=st.none() | st.lists(st.uuids(), max_size=3),
+    links=st.none() | st.lists(st.tuples(st.uuids(), st.sampled_from(list(Stance))), max_size=3),
+)
+def test_fingerprint_is_the_json_of_the_dumped_create(
+    text: str,
+    kind: ObservationKind | None,
+    dimension: ObservationDimension | None,
+    observed_at: datetime | None,
+    quote: str | None,
+    speaker_role: str | None,
+    speaker_name: str | None,
+    tags: list[str] | None,
+    hypothesis_ids: list[uuid.UUID] | None,
+    links: list[tuple[uuid.UUID, Stance]] | None,
+) -> None:
+    """The fingerprint is written out field by field for speed; it must be exactly the stored form."""
+    body: dict[str, object] = {"text": text, "kind": kind, "dimension": dimension, "quote": quote}
+    body |= {"speaker_role": speaker_role, "speaker_name": speaker_name, "tags": tags}
+    body["observed_at"] = observed_at.isoformat() if observed_at else None
+    body["hypothesis_ids"] = hypothesis_ids
+    if links is not None:
+        body["hypothesis_links"] = [{"hypothesis_id": str(h), "stance": s} for h, s in links]
+    try:
+        create = ObservationCreate.model_validate(body)
+    except ValidationError:
+        return  # a tag that normalises to nothing, and the like: refused before any fingerprint
+    assert create.fingerprint() == _reference_fingerprint(create)

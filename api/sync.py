@@ -100,15 +100,29 @@ def _canonical(raw: Any) -> str:
     return idempotency.CANONICAL_JSON.encode(raw)
 
 
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+def _op_hash(canonical: str) -> str | None:
+    """SHA-256 of an op's canonical JSON; None when the op holds a lone surrogate: JSON may write one
+    (``"\\ud800"``), but it is no character, cannot be stored, and the op is refused."""
+    try:
+        return hashlib.sha256(canonical.encode()).hexdigest()
+    except UnicodeEncodeError:
+        return None
 
 
-def _hashes(raw_ops: list[Any]) -> tuple[list[str], str]:
-    """Each op's hash, and the request's (``idempotency.fingerprint`` of ``{"ops": raw_ops}``, built
-    from the ops' canonical JSON instead of encoding a thousand ops twice)."""
+def _hashes(raw_ops: list[Any]) -> tuple[list[str | None], str]:
+    """Each op's hash (see :func:`_op_hash`), and the request's (``idempotency.fingerprint`` of
+    ``{"ops": raw_ops}``, built from the ops' canonical JSON instead of encoding a thousand ops
+    twice; ``surrogatepass`` changes nothing for any other text)."""
     canonical = [_canonical(raw) for raw in raw_ops]
-    return [_sha256(c) for c in canonical], _sha256('{"ops":[' + ",".join(canonical) + "]}")
+    request = ('{"ops":[' + ",".join(canonical) + "]}").encode("utf-8", "surrogatepass")
+    return [_op_hash(c) for c in canonical], hashlib.sha256(request).hexdigest()
+
+
+def _unreadable() -> Invalid:
+    return Invalid(
+        "A text in this op holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not a character.",
+        code="invalid_text",
+    )
 
 
 Result = dict[str, Any]  # an OpResult as JSON: built directly, a push answers a thousand of them
@@ -166,9 +180,12 @@ class _Done:
 
 
 def _run(
-    session: Session, user: User, raw_ops: list[Any], op_hashes: list[str], *, careful: bool
+    session: Session, user: User, raw_ops: list[Any], op_hashes: list[str | None], *, careful: bool
 ) -> list[Result]:
-    parsed = _parse(raw_ops)
+    parsed = [
+        op if op_hash is not None else _unreadable()
+        for op, op_hash in zip(_parse(raw_ops), op_hashes, strict=True)
+    ]
     ops = [op for op in parsed if isinstance(op, OpIn)]
     done = {
         r.op_id: _Done(r.op_hash, r.status, r.version, r.deleted)
@@ -190,8 +207,10 @@ def _run(
     for index, (raw, parsed_op, op_hash) in enumerate(zip(raw_ops, parsed, op_hashes, strict=True)):
         if isinstance(parsed_op, AppError):
             op_id = raw.get("op_id") if isinstance(raw, dict) else None
-            results.append(_rejected(index, op_id if isinstance(op_id, str) else None, parsed_op))
+            readable = isinstance(op_id, str) and (op_hash is not None or _op_hash(op_id) is not None)
+            results.append(_rejected(index, op_id if readable else None, parsed_op))
             continue
+        assert op_hash is not None  # an op without one was refused above
         op = parsed_op
         first = done.get(op.op_id)
         if first is not None and (first.op_hash != op_hash or first.status == "applied"):
@@ -270,7 +289,7 @@ def _apply_one(
 
 
 def run_batch(
-    session: Session, user: User, raw_ops: list[Any], op_hashes: list[str] | None = None
+    session: Session, user: User, raw_ops: list[Any], op_hashes: list[str | None] | None = None
 ) -> list[Result]:
     """Apply the ops in order, in the caller's transaction."""
     if op_hashes is None:

@@ -4,7 +4,7 @@ import base64
 import binascii
 import json
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, NoReturn
 
 import sqlalchemy as sa
@@ -143,11 +143,14 @@ def _parse_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at, obs_id = json.loads(raw)
+        if not isinstance(at, str) or not isinstance(obs_id, str):
+            raise ValueError("not a cursor")
         moment = datetime.fromisoformat(at)
         if moment.tzinfo is None:
             raise ValueError("naive")
-        return moment, uuid.UUID(obs_id)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        # In UTC as it is compared: an instant at the very edge of datetime's range has none.
+        return moment.astimezone(UTC), uuid.UUID(obs_id)
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise BadRequest("The cursor is not one this server gave out.", code="invalid_cursor") from None
 
 

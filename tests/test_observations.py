@@ -1,5 +1,7 @@
 """The observation log: idempotent offline creates, optimistic edits, tombstones, paging, filters."""
 
+import base64
+import json
 import uuid
 
 import sqlalchemy as sa
@@ -182,6 +184,17 @@ def test_list_pages_with_cursor_in_observed_order(client, stint_team):
     assert sorted(seen) == sorted(created) and len(seen) == len(set(seen)) == 8
     bad = client.get(f"/api/stints/{sid}/observations", params={"cursor": "garbage!"}, headers=h)
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_cursor"
+    # Forged cursors: well-formed base64 JSON of the wrong shape, or an instant without a UTC form.
+    for forged in (
+        ["2026-03-02T01:00:00+00:00", 5],
+        ["2026-03-02T01:00:00+00:00", ["x"]],
+        [1, created[0]],
+        ["0001-01-01T00:00:00+14:00", created[0]],
+        ["9999-12-31T23:59:59-14:00", created[0]],
+    ):
+        token = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode().rstrip("=")
+        bad = client.get(f"/api/stints/{sid}/observations", params={"cursor": token}, headers=h)
+        assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_cursor", forged
     assert client.get(f"/api/stints/{sid}/observations", params={"limit": 0}, headers=h).status_code == 422
     assert client.get(f"/api/stints/{sid}/observations", params={"limit": 1000}, headers=h).status_code == 422
 

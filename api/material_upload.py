@@ -193,7 +193,7 @@ async def upload_material(
     boundary = _boundary(request)
     limit = max_upload_bytes(settings)
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit + 64 * 1024:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit + 64 * 1024:
         raise TooLarge(f"Files may be at most {limit // 2**20} MB.", details={"limit": limit})
     staging = StagingFile(staging_dir(settings), limit)
     form = _Form(staging, settings.max_image_bytes)

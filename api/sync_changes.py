@@ -54,7 +54,7 @@ class ChangesPage(BaseModel):
 def parse_cursor(since: str | None) -> int | None:
     if since is None or since == "":
         return None
-    if not since.isdigit() or len(since) > 18:
+    if not (since.isascii() and since.isdigit()) or len(since) > 18:
         raise BadRequest("The cursor is not one this server gave out.", code="invalid_cursor")
     return int(since)
 

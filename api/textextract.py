@@ -95,7 +95,7 @@ def _ooxml(path: Path, content_type: str) -> str:
         elif content_type == PPTX:
             slides = sorted(
                 (n for n in names if n.startswith("ppt/slides/slide") and n.endswith(".xml")),
-                key=lambda n: int("".join(c for c in n if c.isdigit()) or 0),
+                key=lambda n: int("".join(c for c in n if c.isascii() and c.isdigit()) or 0),
             )
             lines = [line for s in slides for line in _xml_texts(zf, s, f"{_A}t", f"{_A}p")]
         else:

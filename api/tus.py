@@ -96,7 +96,7 @@ def create_upload(
     material id chosen by the client), `observation_id`, `caption`. Answers `Location` and
     `Fieldbook-Material-Id`: once complete, `GET /api/materials/{id}` exists."""
     settings = _settings(request)
-    if upload_length is None or not upload_length.isdigit():
+    if upload_length is None or not (upload_length.isascii() and upload_length.isdigit()):
         raise BadRequest("Send Upload-Length (deferred lengths are not supported).", code="upload_length")
     length = int(upload_length)
     limit = max_upload_bytes(settings)
@@ -233,7 +233,7 @@ async def append_to_upload(
     settings, engine = _settings(request), request.app.state.engine
     if content_type != OFFSET_TYPE:
         raise Unsupported(f"PATCH needs Content-Type: {OFFSET_TYPE}.", code="tus_content_type")
-    if upload_offset is None or not upload_offset.isdigit():
+    if upload_offset is None or not (upload_offset.isascii() and upload_offset.isdigit()):
         raise BadRequest("Send Upload-Offset.", code="upload_offset")
     checksum = parse_checksum(upload_checksum)
     upload = await run_in_threadpool(_start, engine, upload_id, user, settings)
@@ -263,6 +263,7 @@ async def append_to_upload(
         whole = None
         if (
             content_length is not None
+            and content_length.isascii()
             and content_length.isdigit()
             and int(content_length) == upload.length - start
         ):

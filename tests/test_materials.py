@@ -4,6 +4,7 @@ import hashlib
 import io
 import threading
 import uuid
+import zipfile
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -16,7 +17,7 @@ from sqlmodel import Session, select
 from api.config import Settings
 from api.gc import collect
 from api.material_tables import Material
-from api.textextract import ocr_languages
+from api.textextract import PPTX, _ooxml, ocr_languages
 from storage import make_store
 from tests.material_files import (
     GPS_SHANGHAI,
@@ -477,3 +478,20 @@ def test_a_large_upload_is_kept_whole_and_leaves_no_thread_behind(
     assert not list((settings.data_dir / "staging").glob("upload-*"))
     names = [t.name for t in threading.enumerate()]
     assert "fieldbook-spool" not in names and "fieldbook-writeback" not in names
+
+
+def test_slides_are_read_in_order_whatever_their_names(tmp_path: Path) -> None:
+    """Slides sort by the ASCII digits in their names; "²" is a digit to str.isdigit() but not to
+    int(), and a slide named with it stopped the whole text extraction."""
+    zipped = zipfile.ZipFile(io.BytesIO(pptx(["第一页", "第二页", "第十页"])))
+    path = tmp_path / "deck.pptx"
+    with zipfile.ZipFile(path, "w") as out:
+        for name in zipped.namelist():
+            renamed = {
+                "ppt/slides/slide2.xml": "ppt/slides/slide².xml",
+                "ppt/slides/slide3.xml": "ppt/slides/slide10.xml",
+            }
+            out.writestr(renamed.get(name, name), zipped.read(name))
+    lines = _ooxml(path, PPTX).splitlines()
+    assert sorted(lines) == sorted(["第一页", "第二页", "第十页"])
+    assert lines.index("第一页") < lines.index("第十页")  # slide1 before slide10: by number

@@ -127,6 +127,11 @@ def test_protocol_errors(client: TestClient, stint_team) -> None:
     assert wrong_type.status_code == 415
     stale = client.patch(url, content=b"abc", headers={**h, "Upload-Offset": "3", "Content-Type": OCTETS})
     assert stale.status_code == 409 and stale.headers["upload-offset"] == "0"
+    # A header is Latin-1: "\xb2" is "²", a digit to str.isdigit() that int() refuses.
+    odd_offset = {**h, "Upload-Offset": b"\xb2", "Content-Type": OCTETS}
+    assert client.patch(url, content=b"abc", headers=odd_offset).status_code == 400
+    odd_length = {**h, "Upload-Length": b"1\xb2", "Upload-Metadata": metadata(stint_id=stint["id"])}
+    assert client.post("/api/uploads", headers=odd_length).status_code == 400
     assert client.head(f"/api/uploads/{uuid.uuid4()}", headers=h).status_code == 404
 
 

@@ -23,16 +23,14 @@ run: install
 migrate: install
 	$(BIN)/fieldbook migrate
 
-# The browser scenarios (SQLite only) run first, on their own: their timeouts are a phone's, and a
-# busy machine made them flaky. Then the two legs run side by side: each keeps about one core busy
-# (pytest is one process), so on 2 cores both take little longer than one. Each leg's output is
-# shown when it ends.
-BROWSER_TESTS := tests/test_e2e_pwa.py tests/test_e2e_sync.py tests/test_e2e_uploads.py tests/test_search_pwa.py
+# The browser scenarios (SQLite only; their modules are marked `browser`) run first, on their own:
+# their timeouts are a phone's, and a busy machine made them flaky. Then the two legs run side by
+# side without them: each keeps about one core busy (pytest is one process), so on 2 cores both take
+# little longer than one. Each leg's output is shown when it ends.
 test: install lint typecheck
 	@echo "== browser tests (SQLite) =="
-	$(BIN)/pytest -q $(BROWSER_TESTS)
-	@$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-pg \
-		SQLITE_PYTEST_ARGS="$(addprefix --ignore=,$(BROWSER_TESTS))"
+	$(BIN)/pytest -q -m browser
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-pg LEG_PYTEST_ARGS='-m "not browser"'
 
 lint: install
 	$(BIN)/ruff check api storage tests bench alembic
@@ -43,13 +41,13 @@ typecheck: install
 
 test-sqlite: install
 	@echo "== tests on SQLite =="
-	$(BIN)/pytest -q $(SQLITE_PYTEST_ARGS)
+	$(BIN)/pytest -q $(LEG_PYTEST_ARGS)
 
 # Runs when PostgreSQL answers at PG_TEST_URL; FIELDBOOK_REQUIRE_PG=1 (CI) makes its absence an error.
 test-pg: install
 	@if $(BIN)/python -c "import sqlalchemy as sa; sa.create_engine('$(PG_TEST_URL)').connect().close()" 2>/dev/null; then \
 		echo "== tests on PostgreSQL ($(PG_TEST_URL)) =="; \
-		FIELDBOOK_TEST_DATABASE_URL='$(PG_TEST_URL)' $(BIN)/pytest -q; \
+		FIELDBOOK_TEST_DATABASE_URL='$(PG_TEST_URL)' $(BIN)/pytest -q $(LEG_PYTEST_ARGS); \
 	elif [ "$$FIELDBOOK_REQUIRE_PG" = "1" ]; then \
 		echo "PostgreSQL is required but does not answer at $(PG_TEST_URL)"; exit 1; \
 	else \

@@ -51,7 +51,13 @@ def browser_missing() -> str | None:
 def skip_unless_browser() -> None:
     """At the top of a browser test module, before it imports Playwright: skip it without a browser
     (an error in CI, which must run them), and in the PostgreSQL leg (each module starts its own
-    server on its own SQLite database, so the scenarios run once)."""
+    server on its own SQLite database, so the scenarios run once). The module must be marked
+    ``browser`` first: make test selects the scenarios by that marker."""
+    # Without the marker a scenario would run in the SQLite leg, beside the PostgreSQL one, where a
+    # phone's timeouts made them flaky: fail at collection instead.
+    marks = sys._getframe(1).f_globals.get("pytestmark", [])
+    if "browser" not in {mark.name for mark in (marks if isinstance(marks, list) else [marks])}:
+        raise RuntimeError("set pytestmark = [pytest.mark.browser, ...] before skip_unless_browser()")
     missing = browser_missing()
     if missing and os.environ.get("CI"):
         raise RuntimeError(f"CI must run the browser tests: {missing}")

@@ -20,7 +20,7 @@ from PIL import Image
 
 from tests.e2e_support import PASSWORD, LiveServer, live_server, new_stint, skip_unless_browser
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 skip_unless_browser()
 
 SHOTS = Path(__file__).resolve().parent / "e2e_screenshots"

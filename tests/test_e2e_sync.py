@@ -14,7 +14,7 @@ import pytest
 
 from tests.e2e_support import LiveServer, live_server, new_stint, skip_unless_browser
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 skip_unless_browser()
 
 from tests.test_e2e_pwa import (  # noqa: E402 - after the skips: importing it needs the browser too

@@ -13,7 +13,7 @@ import pytest
 
 from tests.e2e_support import LiveServer, live_server, skip_unless_browser
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 skip_unless_browser()
 
 from PIL import Image  # noqa: E402

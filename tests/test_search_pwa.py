@@ -12,7 +12,7 @@ from PIL import Image
 
 from tests.e2e_support import PASSWORD, LiveServer, chromium, live_server, new_stint, skip_unless_browser
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 skip_unless_browser()
 
 RESEARCHER = "chen.jing@example.com"

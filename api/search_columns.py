@@ -6,17 +6,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from api.search_traditional import fold_traditional
+
 META_SEP, META_LIST = "\x1f", "\x1e"
 K1, B = 1.2, 0.75  # BM25
 
 _ORDS: dict[str, int] = {"": 0}
 NAMES: list[str] = [""]  # ordinal -> value
+# A value with its traditional characters folded -> the ordinals of the values written so: a tag
+# filter 報表 also finds notes tagged 报表 (tags are kept as their author typed them).
+_FOLDED: dict[str, set[int]] = {"": {0}}
 _INTERN_LOCK = threading.Lock()
 
 
 def ordinals(values: set[str]) -> set[int]:
     """The ordinals of values seen in the index (values never seen match nothing)."""
     return {_ORDS[v] for v in values if v in _ORDS}
+
+
+def variants(value: str) -> set[int]:
+    """The ordinals of the values seen that are ``value`` in traditional or simplified characters
+    (empty when none was seen)."""
+    return set(_FOLDED.get(fold_traditional(value), ()))
 
 
 def _ord(value: str) -> int:
@@ -27,6 +38,7 @@ def _ord(value: str) -> int:
         if value not in _ORDS:
             _ORDS[value] = len(NAMES)
             NAMES.append(value)
+            _FOLDED.setdefault(fold_traditional(value), set()).add(_ORDS[value])
         return _ORDS[value]
 
 

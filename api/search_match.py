@@ -20,7 +20,7 @@ from typing import Any
 
 from api import search_columns
 from api.search_analysis import Clause, MixedPositions, Part, contains_sequence, phrase_ends
-from api.search_columns import K1, NAMES, Columns, View, ordinals
+from api.search_columns import K1, NAMES, Columns, View, ordinals, variants
 from api.search_postings import FIELD, postings
 
 FACETS = ("types", "kinds", "tags", "authors", "stints", "days")
@@ -82,12 +82,14 @@ def _select(docs: Iterable[int], cols: Columns, f: Filters) -> list[int]:
         dims, dim_col = ordinals(f.dimensions), cols.dim
         checks.append(lambda d: dim_col[d] in dims)
     if f.tags:
-        tags, tag_col = ordinals(f.tags), cols.tags
-        if len(tags) < len(f.tags):
+        # Each tag asked for, in traditional or simplified characters (see search_columns.variants).
+        wanted, tag_col = [variants(tag) for tag in f.tags], cols.tags
+        if not all(wanted):
             return []
-        checks.append(lambda d: tags.issubset(tag_col[d]))
+        for each in wanted:
+            checks.append(lambda d, each=each: not each.isdisjoint(tag_col[d]))
     if f.not_tags:
-        not_tags, tag_col = ordinals(f.not_tags), cols.tags
+        not_tags, tag_col = set().union(*map(variants, f.not_tags)), cols.tags
         checks.append(lambda d: not not_tags.intersection(tag_col[d]))
     if f.hypotheses:
         hyps, hyp_col = ordinals(f.hypotheses), cols.hyps

@@ -194,6 +194,24 @@ def test_snippets_escape_everything_but_marks(client, journal):
     assert hit["snippet"].count("<mark>") == 1 and "<mark>仓库</mark>" in hit["snippet"]
 
 
+def test_tag_filters_read_traditional_as_simplified(client, journal, app):
+    """Tags stay as their author typed them; a filter in the other script finds them too."""
+    j = journal
+    v, o = j["viewer"], j["obs"]
+    taiwan = observe(client, j["researcher"], j["sid"], "月底的報表靠人工彙總", tags=["報表", "對賬"])
+    settle(app)
+    assert ids(search(client, v, q="tag:痛點")) == {o["quote"]["id"]}
+    assert ids(search(client, v, q="", tag="痛點")) == {o["quote"]["id"]}
+    assert ids(search(client, v, q="tag:报表")) == {taiwan["id"]}
+    assert ids(search(client, v, q="tag:报表 tag:对账")) == {taiwan["id"]}  # each tag, either script
+    assert ids(search(client, v, q="tag:對賬")) == {taiwan["id"], o["quote"]["id"]}
+    assert o["quote"]["id"] not in ids(search(client, v, q="-tag:痛點"))
+    assert taiwan["id"] not in ids(search(client, v, q="-tag:报表"))
+    assert search(client, v, q="tag:报表 tag:痛点")["total"] == 0
+    facets = {x["value"]: x["count"] for x in search(client, v, q="tag:对账")["facets"]["tags"]}
+    assert facets["報表"] == 1 and facets["对账"] == 1  # each as written
+
+
 def test_filters_by_parameters_and_query_language(client, journal):
     j = journal
     v, o = j["viewer"], j["obs"]

@@ -8,6 +8,7 @@ from typing import Annotated
 import sqlalchemy as sa
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Mapped
 from sqlmodel import Session, col, select
 
 from api import security
@@ -36,16 +37,21 @@ class StintAccess:
         return self.role is Role.manager
 
 
-# Built once: constructing the expression cost a capture request more than compiling it (cached).
+# Who has a role in a stint, one definition for both queries below (inner and outer joined) so they
+# cannot drift apart: the user's membership of the asked stint (``stint_id``), whose stint is not deleted.
 # Untyped bind parameters take the type of the column they are compared with.
+def _membership_of(user_id: sa.ColumnElement[uuid.UUID] | Mapped[uuid.UUID]) -> sa.ColumnElement[bool]:
+    return sa.and_(col(Membership.user_id) == user_id, col(Membership.stint_id) == sa.bindparam("stint_id"))
+
+
+_LIVE_STINT = sa.and_(col(Stint.id) == col(Membership.stint_id), col(Stint.deleted_at).is_(None))
+
+# Built once: constructing the expression cost a capture request more than compiling it (cached).
 _STINT_ACCESS = (
     select(Stint, Membership.role)
-    .join(Membership, col(Membership.stint_id) == col(Stint.id))
-    .where(
-        col(Stint.id) == sa.bindparam("stint_id"),
-        col(Membership.user_id) == sa.bindparam("user_id"),
-        col(Stint.deleted_at).is_(None),
-    )
+    .select_from(Membership)
+    .join(Stint, _LIVE_STINT)
+    .where(_membership_of(sa.bindparam("user_id")))
 )
 
 
@@ -67,13 +73,8 @@ def stint_access(
 _SIGN_IN_AND_ACCESS = (
     select(AuthSession, User, Stint, Membership.role)
     .join(User, col(User.id) == col(AuthSession.user_id))
-    .outerjoin(
-        Membership,
-        sa.and_(
-            col(Membership.user_id) == col(User.id), col(Membership.stint_id) == sa.bindparam("stint_id")
-        ),
-    )
-    .outerjoin(Stint, sa.and_(col(Stint.id) == col(Membership.stint_id), col(Stint.deleted_at).is_(None)))
+    .outerjoin(Membership, _membership_of(col(User.id)))
+    .outerjoin(Stint, _LIVE_STINT)
     .where(col(AuthSession.token_hash) == sa.bindparam("digest"))
 )
 

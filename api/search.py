@@ -55,7 +55,10 @@ class Hit(BaseModel):
     author_id: uuid.UUID | None
     author_name: str | None
     day: date | None
-    at: str = Field(description="when it happened (ISO 8601); newest-first sorts on this")
+    at: str = Field(
+        description="when it happened, on the stint's local clock (ISO 8601 with its offset); "
+        "newest-first sorts on this"
+    )
     score: float | None = Field(description="relevance; null when sorted by time")
     extra: dict[str, Any] = Field(default_factory=dict)
 

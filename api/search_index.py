@@ -40,7 +40,7 @@ SCHEMA = Schema(
 log = logging.getLogger("fieldbook.search")
 # Bump when the schema, the analysis or the stored body changes: indexes of another version are
 # rebuilt at start-up.
-INDEX_VERSION = "5"
+INDEX_VERSION = "6"  # 6: a hit's time on the stint's clock
 VERSION_FILE = "FIELDBOOK_INDEX_VERSION"
 BUILD_SEGMENT_DOCS = 20_000  # documents per segment of a full build (see IndexStore.build)
 BUILD_LIMIT_MB = 512  # Whoosh's estimate of a writer's posting pool before it spills to disk

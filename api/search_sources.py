@@ -4,7 +4,7 @@ sources, see ``api.search_docs``)."""
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -43,8 +43,25 @@ def _timezones(session: Session, rows: Sequence[Any]) -> dict[uuid.UUID, str]:
     )
 
 
+def _zone(timezone: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _local(moment: datetime, timezone: str) -> datetime:
+    """``moment`` on the stint's clock: a hit says when it happened as the team on site lived it,
+    like the ``day`` beside it. An instant at the very edge of the calendar is left as it is."""
+    try:
+        return moment.astimezone(_zone(timezone))
+    except OverflowError:
+        return moment
+
+
 def _observation_docs(session: Session, rows: Sequence[Observation]) -> list[SearchDoc]:
     ids = [o.id for o in rows]
+    zones = _timezones(session, rows)
     tags: dict[uuid.UUID, list[str]] = defaultdict(list)
     hyps: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
     if ids:
@@ -67,7 +84,7 @@ def _observation_docs(session: Session, rows: Sequence[Observation]) -> list[Sea
             doc_id=str(o.id),
             stint_id=o.stint_id,
             texts={"text": o.text, "quote": o.quote or "", "speaker_role": o.speaker_role or ""},
-            at=o.observed_at,
+            at=_local(o.observed_at, zones.get(o.stint_id, "UTC")),
             day=o.day,
             kind=o.kind,
             tags=sorted(tags[o.id]),
@@ -121,13 +138,13 @@ def summary_doc_id(stint_id: uuid.UUID, author_id: uuid.UUID, day: date) -> str:
     return f"{stint_id}:{author_id}:{day.isoformat()}"
 
 
-def _summary_doc(s: DailySummary) -> SearchDoc:
+def _summary_doc(s: DailySummary, timezone: str) -> SearchDoc:
     return SearchDoc(
         doc_type="day",
         doc_id=summary_doc_id(s.stint_id, s.author_id, s.day),
         stint_id=s.stint_id,
         texts={"summary": s.summary},
-        at=datetime.combine(s.day, time(23, 59, 59), tzinfo=UTC),
+        at=datetime.combine(s.day, time(23, 59, 59), tzinfo=_zone(timezone)),  # the day's end, on site
         day=s.day,
         author_id=s.author_id,
     )
@@ -143,7 +160,7 @@ def _load_summaries(session: Session, ids: Sequence[str]) -> Mapping[str, Search
             continue
         summary = session.get(DailySummary, key)
         if summary is not None and summary.summary.strip():
-            out[raw] = _summary_doc(summary)
+            out[raw] = _summary_doc(summary, _timezones(session, [summary]).get(summary.stint_id, "UTC"))
     return out
 
 
@@ -158,7 +175,8 @@ def _all_summaries(session: Session) -> Iterator[list[SearchDoc]]:
         ).all()
         if not rows:
             return
-        yield [_summary_doc(s) for s in rows if s.summary.strip()]
+        zones = _timezones(session, rows)
+        yield [_summary_doc(s, zones.get(s.stint_id, "UTC")) for s in rows if s.summary.strip()]
         offset += len(rows)
 
 
@@ -266,7 +284,7 @@ def _material_docs(session: Session, rows: Sequence[Material]) -> list[SearchDoc
                     "filename": m.filename,
                     "extracted_text": m.extracted_text or "",
                 },
-                at=at,
+                at=_local(at, timezone),
                 day=day,
                 kind=None,
                 author_id=m.uploaded_by,
@@ -321,7 +339,7 @@ def _insight_docs(session: Session, rows: Sequence[Insight]) -> list[SearchDoc]:
             doc_id=str(i.id),
             stint_id=i.stint_id,
             texts={"title": i.title, "statement": i.statement},
-            at=i.created_at,
+            at=_local(i.created_at, zones.get(i.stint_id, "UTC")),
             day=log_day(i.created_at, zones.get(i.stint_id, "UTC")),
             author_id=i.created_by,
         )
@@ -341,7 +359,7 @@ def _action_docs(session: Session, rows: Sequence[Action]) -> list[SearchDoc]:
                 "description": a.description or "",
                 "progress_note": a.progress_note or "",
             },
-            at=a.created_at,
+            at=_local(a.created_at, zones.get(a.stint_id, "UTC")),
             day=log_day(a.created_at, zones.get(a.stint_id, "UTC")),
             author_id=a.created_by,
         )

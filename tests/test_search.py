@@ -342,6 +342,25 @@ def test_daily_summaries_are_found(client, journal, app):
     assert ids(search(client, j["viewer"], q="type:day finance")) == {res["hits"][0]["id"]}
 
 
+def test_hits_say_when_on_the_stints_clock(client, journal, app):
+    """The stint is in Shanghai: every hit's time is on its clock, like the day beside it."""
+    j = journal
+    utc = observe(client, j["researcher"], j["sid"], "夜班交接记录", observed_at="2026-03-11T17:30:00Z")
+    put = client.put(
+        f"/api/stints/{j['sid']}/days/2026-03-05",
+        json={"summary": "交接流程梳理完"},
+        headers=j["researcher"].headers,
+    )
+    assert put.status_code == 200, put.text
+    settle(app)
+    hits = {h["id"]: h for h in search(client, j["viewer"], q="交接")["hits"]}
+    assert hits[utc["id"]]["at"] == "2026-03-12T01:30:00+08:00" and hits[utc["id"]]["day"] == "2026-03-12"
+    day = next(h for h in hits.values() if h["type"] == "day")
+    assert day["at"] == "2026-03-05T23:59:59+08:00"  # the end of that day on site, not in UTC
+    excel = search(client, j["viewer"], q="北京大学")["hits"][0]
+    assert excel["at"] == "2026-03-10T10:00:00+08:00"
+
+
 def test_permissions_hits_totals_and_facets(client, journal, person, app):
     j = journal
     # the outsider has a stint of their own with the same words in it

@@ -6,14 +6,14 @@ from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 from sqlmodel import Session, col, select
 
 from api.access import StintDep, StintWriter
 from api.changelog import ChangeType, logged_version, record_change
 from api.db import SessionDep, utcnow
 from api.errors import Invalid, responses
-from api.fields import Text
+from api.fields import Text, blank
 from api.models import DailySummary, Observation, Stint
 from api.observation_schemas import ObservationOut, observations_out
 from api.search_docs import record_index_task
@@ -44,6 +44,11 @@ class SummaryIn(BaseModel):
     model_config = {"extra": "forbid"}
 
     summary: Text(10_000)  # type: ignore[valid-type]
+
+    @field_validator("summary")
+    @classmethod
+    def _blank_is_empty(cls, value: str) -> str:
+        return "" if blank(value) else value  # a zero-width space alone removes the summary too
 
 
 class SummaryOut(BaseModel):
@@ -155,9 +160,17 @@ def summary_key(stint_id: uuid.UUID, author_id: uuid.UUID, day: date) -> str:
     return f"{stint_id}:{author_id}:{day.isoformat()}"
 
 
+def _slack_bounds(stint: Stint) -> tuple[date, date]:
+    """The stint's days with their slack, held at the calendar's ends: a stint may be dated year 1 or 9999."""
+    earliest = date.min if stint.start_date - date.min < SUMMARY_SLACK else stint.start_date - SUMMARY_SLACK
+    latest = date.max if date.max - stint.end_date < SUMMARY_SLACK else stint.end_date + SUMMARY_SLACK
+    return earliest, latest
+
+
 def check_summary_day(session: Session, stint: Stint, day: date) -> None:
     """Refuse a new summary of a day that is not one of the stint's (see ``put_day_summary``)."""
-    if stint.start_date - SUMMARY_SLACK <= day <= stint.end_date + SUMMARY_SLACK:
+    earliest, latest = _slack_bounds(stint)
+    if earliest <= day <= latest:
         return
     logged = session.exec(
         select(Observation.id)
@@ -172,8 +185,8 @@ def check_summary_day(session: Session, stint: Stint, day: date) -> None:
             code="day_outside_stint",
             details={
                 "day": day.isoformat(),
-                "earliest": (stint.start_date - SUMMARY_SLACK).isoformat(),
-                "latest": (stint.end_date + SUMMARY_SLACK).isoformat(),
+                "earliest": earliest.isoformat(),
+                "latest": latest.isoformat(),
             },
         )
 
@@ -190,7 +203,7 @@ def save_summary(
     across a delete, so devices never take a re-created summary for an older one. A new summary
     must be of a day of the stint (``check_summary_day``); empty text is refused: callers remove
     the summary instead (``delete_summary``)."""
-    if not text.strip():
+    if blank(text):
         raise Invalid("An empty summary is not stored: it removes the summary.", code="empty_summary")
     key = summary_key(stint_id, author_id, day)
     if current is None:

@@ -15,12 +15,26 @@ def _no_nul(value: str) -> str:
     return value
 
 
+def blank(text: str) -> bool:
+    """Nothing visible: only spaces and invisible format characters (zero-width space, BOM, word
+    joiner...), which input methods and text copied from web pages leave and ``str.strip`` keeps."""
+    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
+
+
+def _visible(value: str) -> str:
+    if blank(value):
+        raise ValueError("text has no visible characters")
+    return value
+
+
 def Text(max_length: int, *, min_length: int = 0) -> type[str]:
-    """A stripped string of bounded length without NUL characters."""
+    """A stripped string of bounded length without NUL characters; when required (``min_length``),
+    with something visible in it."""
+    checks = [AfterValidator(_no_nul), *([AfterValidator(_visible)] if min_length else [])]
     return Annotated[  # type: ignore[return-value]
         str,
         StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length),
-        AfterValidator(_no_nul),
+        *checks,
     ]
 
 

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from api.debrief_models import Action, Insight
+from api.fields import blank
 from api.logday import log_day
 from api.material_tables import Material
 from api.models import DailySummary, Hypothesis, Observation, ObservationHypothesis, ObservationTag, Stint
@@ -159,7 +160,7 @@ def _load_summaries(session: Session, ids: Sequence[str]) -> Mapping[str, Search
         except ValueError:
             continue
         summary = session.get(DailySummary, key)
-        if summary is not None and summary.summary.strip():
+        if summary is not None and not blank(summary.summary):
             out[raw] = _summary_doc(summary, _timezones(session, [summary]).get(summary.stint_id, "UTC"))
     return out
 
@@ -176,7 +177,7 @@ def _all_summaries(session: Session) -> Iterator[list[SearchDoc]]:
         if not rows:
             return
         zones = _timezones(session, rows)
-        yield [_summary_doc(s, zones.get(s.stint_id, "UTC")) for s in rows if s.summary.strip()]
+        yield [_summary_doc(s, zones.get(s.stint_id, "UTC")) for s in rows if not blank(s.summary)]
         offset += len(rows)
 
 

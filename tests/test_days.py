@@ -129,15 +129,19 @@ def test_empty_summary_removes_it(client, stint_team):
     assert [(c["id"], c["deleted"], c["version"]) for c in feed] == [(key, True, 2)]
     # Nothing to clear: nothing happens.
     assert client.put(url, json={"summary": ""}, headers=r.headers).json()["summaries"] == []
+    # Invisible characters alone (zero-width space, BOM: str.strip() keeps them) are nothing too.
+    client.put(url, json={"summary": "又写了一版"}, headers=r.headers)
+    invisible = client.put(url, json={"summary": "\u200b\ufeff "}, headers=r.headers)
+    assert invisible.status_code == 200 and invisible.json()["summaries"] == []
 
     # The phone sends a cleared summary as an upsert of empty text.
     client.put(url, json={"summary": "重写了"}, headers=r.headers)
-    result = _push(client, r, [_summary_op(key, " ", base_version=3)])[0]
-    assert (result["status"], result["version"], result["deleted"]) == ("applied", 4, True)
+    result = _push(client, r, [_summary_op(key, "\u200b", base_version=5)])[0]
+    assert (result["status"], result["version"], result["deleted"]) == ("applied", 6, True)
     assert client.get(url, headers=r.headers).json()["summaries"] == []
     # Cleared against a version someone else's device has since replaced: a conflict, nothing lost.
     client.put(url, json={"summary": "第二台手机"}, headers=r.headers)
-    stale = _push(client, r, [_summary_op(key, "", base_version=4)])[0]
+    stale = _push(client, r, [_summary_op(key, "", base_version=6)])[0]
     assert stale["status"] == "conflict" and stale["current"]["summary"] == "第二台手机"
     # Never written on the server (created and cleared offline): nothing to remove, nothing stored.
     other = f"{sid}:{r.id}:2026-03-04"

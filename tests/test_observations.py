@@ -103,6 +103,12 @@ def test_patch_needs_if_match(client, stint_team):
     assert moved.status_code == 200 and moved.json()["day"] == "2026-03-10"
     assert client.patch(url, json={"text": None}, headers={**h, "If-Match": '"3"'}).status_code == 422
     assert client.patch(url, json={"text": ""}, headers={**h, "If-Match": '"3"'}).status_code == 422
+    # Nothing visible: a zero-width space or a BOM is not a note (str.strip() keeps them).
+    for invisible in ("\u200b", " \ufeff\u2060 "):
+        assert (
+            client.patch(url, json={"text": invisible}, headers={**h, "If-Match": '"3"'}).status_code == 422
+        )
+        assert post(client, sid, h, text=invisible).status_code == 422
 
 
 def test_only_author_or_manager_edits(client, stint_team, person):

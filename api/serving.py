@@ -11,7 +11,9 @@ from fastapi.responses import StreamingResponse
 from api.errors import AppError
 from storage import BlobNotFound, BlobStore
 
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
+# More digits than this is past any file we store (and int() refuses strings over 4300 digits).
+_MAX_DIGITS = 18
 
 
 class RangeNotSatisfiable(AppError):
@@ -33,6 +35,12 @@ def content_disposition(kind: str, filename: str) -> str:
     return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
+def _number(digits: str) -> int:
+    """A range bound; one too long to be a file offset reads as 10**18, past the end of any file."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= _MAX_DIGITS else 10**_MAX_DIGITS
+
+
 def _range(header: str | None, size: int) -> tuple[int, int] | None:
     """The one range asked for as [start, end), None for the whole file; several ranges → whole file."""
     if not header:
@@ -44,13 +52,13 @@ def _range(header: str | None, size: int) -> tuple[int, int] | None:
     if not first and not last:
         return None
     if not first:
-        length = int(last)
+        length = _number(last)
         if length == 0:
             raise RangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
         return max(0, size - length), size
-    start = int(first)
-    end = min(int(last) + 1, size) if last else size
-    if start >= size or (last and int(last) < start):
+    start = _number(first)
+    end = min(_number(last) + 1, size) if last else size
+    if start >= size or (last and _number(last) < start):
         raise RangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
     return start, end
 

@@ -1,0 +1,48 @@
+"""Input no client should send but anyone can: each answers a clear 4xx (or the plain answer), never a 500.
+
+What the OpenAPI fuzzing cannot forge lives here: numbers in headers longer than ``int()`` parses
+(Python refuses strings over 4300 digits), multipart boundaries beyond the parser's limit, and days
+at the ends of the calendar."""
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.config import Settings
+from tests.material_files import photo
+
+# Past Python's int() limit for decimal strings (4300 digits) and well within any server's header limit.
+HUGE = "9" * 5000
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, ocr=False)
+
+
+def _photo(client: TestClient, stint_team) -> tuple[str, bytes]:  # type: ignore[no-untyped-def]
+    data = photo()
+    r = client.post(
+        f"/api/stints/{stint_team['stint']['id']}/materials",
+        files={"file": ("现场.jpg", data, "application/octet-stream")},
+        headers=stint_team["researcher"].headers,
+    )
+    assert r.status_code == 201, r.text
+    return f"/api/materials/{r.json()['id']}/content", data
+
+
+def test_a_range_with_a_huge_number_is_answered_not_a_500(client: TestClient, stint_team) -> None:
+    url, data = _photo(client, stint_team)
+    h = stint_team["researcher"].headers
+    start = client.get(url, headers={**h, "Range": f"bytes={HUGE}-"})
+    assert start.status_code == 416, start.text
+    assert start.headers["content-range"] == f"bytes */{len(data)}"
+    assert start.json()["error"]["code"] == "range_not_satisfiable"
+    end = client.get(url, headers={**h, "Range": f"bytes=10-{HUGE}"})
+    assert end.status_code == 206 and end.content == data[10:]
+    suffix = client.get(url, headers={**h, "Range": f"bytes=-{HUGE}"})
+    assert suffix.status_code == 206 and suffix.content == data
+    # Leading zeros are still the number they write.
+    zeros = client.get(url, headers={**h, "Range": f"bytes={'0' * 5000}5-{'0' * 5000}9"})
+    assert zeros.status_code == 206 and zeros.content == data[5:10]

@@ -64,6 +64,15 @@ def _part_path(settings: Settings, upload_id: uuid.UUID) -> Path:
     return staging_dir(settings, "uploads") / f"{upload_id.hex}.part"
 
 
+def _header_number(value: str | None) -> int | None:
+    """A decimal header (Upload-Length, Upload-Offset), None if it is not one. More than 18 digits
+    (int() refuses over 4300) reads as 10**18: larger than any upload, so it is refused as such."""
+    if value is None or not (value.isascii() and value.isdigit()):
+        return None
+    digits = value.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 18 else 10**18
+
+
 def _expires(upload: Upload) -> dict[str, str]:
     return {"Upload-Expires": format_datetime(upload.expires_at, usegmt=True)}
 
@@ -96,9 +105,9 @@ def create_upload(
     material id chosen by the client), `observation_id`, `caption`. Answers `Location` and
     `Fieldbook-Material-Id`: once complete, `GET /api/materials/{id}` exists."""
     settings = _settings(request)
-    if upload_length is None or not (upload_length.isascii() and upload_length.isdigit()):
+    length = _header_number(upload_length)
+    if length is None:
         raise BadRequest("Send Upload-Length (deferred lengths are not supported).", code="upload_length")
-    length = int(upload_length)
     limit = max_upload_bytes(settings)
     if length > limit:
         raise TooLarge(f"Files may be at most {limit // 2**20} MB.", details={"limit": limit})
@@ -233,13 +242,14 @@ async def append_to_upload(
     settings, engine = _settings(request), request.app.state.engine
     if content_type != OFFSET_TYPE:
         raise Unsupported(f"PATCH needs Content-Type: {OFFSET_TYPE}.", code="tus_content_type")
-    if upload_offset is None or not (upload_offset.isascii() and upload_offset.isdigit()):
+    offset = _header_number(upload_offset)
+    if offset is None:
         raise BadRequest("Send Upload-Offset.", code="upload_offset")
     checksum = parse_checksum(upload_checksum)
     upload = await run_in_threadpool(_start, engine, upload_id, user, settings)
     headers = {"Fieldbook-Material-Id": str(upload.material_id)}
     if upload.completed_at is not None:
-        if int(upload_offset) == upload.length:
+        if offset == upload.length:
             return Response(status_code=204, headers={"Upload-Offset": str(upload.length), **headers})
         raise Conflict("This upload is already complete.", code="upload_complete")
     part = _part_path(settings, upload.id)
@@ -252,7 +262,7 @@ async def append_to_upload(
         lock(f)
         upload = await run_in_threadpool(_start, engine, upload_id, user, settings)  # under the lock
         start = upload.committed_offset
-        if int(upload_offset) != start:
+        if offset != start:
             raise Conflict(
                 f"Upload-Offset must be {start}, the bytes the server holds.",
                 code="offset_mismatch",
@@ -261,12 +271,7 @@ async def append_to_upload(
         f.truncate(start)  # bytes written after the last fsync of a killed server are not trusted
         hashers: list[Any] = [checksum[0]] if checksum else []
         whole = None
-        if (
-            content_length is not None
-            and content_length.isascii()
-            and content_length.isdigit()
-            and int(content_length) == upload.length - start
-        ):
+        if _header_number(content_length) == upload.length - start:
             whole = await run_in_threadpool(hash_prefix, f, start)  # this PATCH should finish the file
             hashers.append(whole)
         f.seek(start)

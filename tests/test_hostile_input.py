@@ -4,6 +4,7 @@ What the OpenAPI fuzzing cannot forge lives here: numbers in headers longer than
 (Python refuses strings over 4300 digits), multipart boundaries beyond the parser's limit, and days
 at the ends of the calendar."""
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,43 @@ def test_a_range_with_a_huge_number_is_answered_not_a_500(client: TestClient, st
     # Leading zeros are still the number they write.
     zeros = client.get(url, headers={**h, "Range": f"bytes={'0' * 5000}5-{'0' * 5000}9"})
     assert zeros.status_code == 206 and zeros.content == data[5:10]
+
+
+def _tus(who) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {**who.headers, "Tus-Resumable": "1.0.0"}
+
+
+def _metadata(**values: str) -> str:
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in values.items())
+
+
+def test_tus_numbers_too_long_to_parse_are_4xx(client: TestClient, stint_team) -> None:
+    who, sid = stint_team["researcher"], stint_team["stint"]["id"]
+    meta = _metadata(stint_id=sid, filename="note.txt")
+    huge = client.post("/api/uploads", headers={**_tus(who), "Upload-Length": HUGE, "Upload-Metadata": meta})
+    assert huge.status_code == 413, huge.text
+    assert huge.headers["tus-resumable"] == "1.0.0"
+    created = client.post(
+        "/api/uploads", headers={**_tus(who), "Upload-Length": "5", "Upload-Metadata": meta}
+    )
+    assert created.status_code == 201, created.text
+    patch = client.patch(
+        created.headers["location"],
+        content=b"hello",
+        headers={**_tus(who), "Upload-Offset": HUGE, "Content-Type": "application/offset+octet-stream"},
+    )
+    assert patch.status_code == 409, patch.text
+    assert patch.json()["error"]["code"] == "offset_mismatch"
+    assert patch.headers["upload-offset"] == "0"
+    # The upload is untouched: the real offset still finishes it.
+    done = client.patch(
+        created.headers["location"],
+        content=b"hello",
+        headers={
+            **_tus(who),
+            "Upload-Offset": "0",
+            "Content-Type": "application/offset+octet-stream",
+            "Content-Length": "5",
+        },
+    )
+    assert done.status_code == 204, done.text

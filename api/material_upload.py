@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
@@ -209,7 +209,7 @@ async def upload_material(
             raise Invalid("The form has no `file` field.", code="no_file")
         req = _request(access, form, clean_caption(form.fields.get("caption", "")))
         staged = await run_in_threadpool(staging.finish)
-    except MultipartParseError as exc:
+    except FormParserError as exc:  # the parser's own errors, a boundary it refuses (> 256 bytes) included
         await run_in_threadpool(staging.abort)
         raise BadRequest(f"The multipart body is malformed: {exc}", code="bad_multipart") from None
     except ClientDisconnect:

@@ -87,3 +87,20 @@ def test_tus_numbers_too_long_to_parse_are_4xx(client: TestClient, stint_team) -
         },
     )
     assert done.status_code == 204, done.text
+
+
+def test_a_multipart_boundary_the_parser_refuses_is_a_400(client: TestClient, stint_team) -> None:
+    sid, h = stint_team["stint"]["id"], stint_team["researcher"].headers
+    boundary = "B" * 300  # python-multipart stops at 256; RFC 2046 at 70
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n'.encode()
+        + photo()
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    r = client.post(
+        f"/api/stints/{sid}/materials",
+        content=body,
+        headers={**h, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "bad_multipart"

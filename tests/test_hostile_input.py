@@ -104,3 +104,26 @@ def test_a_multipart_boundary_the_parser_refuses_is_a_400(client: TestClient, st
     )
     assert r.status_code == 400, r.text
     assert r.json()["error"]["code"] == "bad_multipart"
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "inside", "outside"),
+    [
+        ("0001-01-01", "0001-01-31", "0001-01-02", "9999-12-30"),
+        ("9999-12-01", "9999-12-31", "9999-12-30", "0001-01-02"),
+    ],
+)
+def test_day_summaries_of_a_stint_at_the_ends_of_the_calendar(
+    client: TestClient, person, start: str, end: str, inside: str, outside: str
+) -> None:  # type: ignore[no-untyped-def]
+    """A stint may be dated in year 1 or 9999; its 14 days of slack then leave the calendar."""
+    who = person("Researcher")
+    stint = {"title": "t", "customer": "c", "purpose": "product", "start_date": start, "end_date": end}
+    sid = client.post("/api/stints", json=stint, headers=who.headers).json()["id"]
+    ok = client.put(f"/api/stints/{sid}/days/{inside}", json={"summary": "排班"}, headers=who.headers)
+    assert ok.status_code == 200, ok.text
+    refused = client.put(f"/api/stints/{sid}/days/{outside}", json={"summary": "排班"}, headers=who.headers)
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "day_outside_stint"
+    assert error["details"]["earliest"] <= start and error["details"]["latest"] >= end

@@ -18,7 +18,7 @@ import calendar
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Literal, get_args
 
 from api.fields import normalise_tag
@@ -122,10 +122,16 @@ def _date_range(raw: str) -> tuple[date | None, date | None]:
             if op == ">=":
                 return _parse_day(value, end=False), None
             if op == ">":
-                return date.fromordinal(_parse_day(value, end=True).toordinal() + 1), None
+                last = _parse_day(value, end=True)
+                if last == date.max:
+                    raise QueryError(f"No day comes after {last.isoformat()}.")
+                return last + timedelta(days=1), None
             if op == "<=":
                 return None, _parse_day(value, end=True)
-            return None, date.fromordinal(_parse_day(value, end=False).toordinal() - 1)
+            first = _parse_day(value, end=False)
+            if first == date.min:
+                raise QueryError(f"No day comes before {first.isoformat()}.")
+            return None, first - timedelta(days=1)
     return _parse_day(raw, end=False), _parse_day(raw, end=True)
 
 

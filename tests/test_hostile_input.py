@@ -127,3 +127,11 @@ def test_day_summaries_of_a_stint_at_the_ends_of_the_calendar(
     error = refused.json()["error"]
     assert error["code"] == "day_outside_stint"
     assert error["details"]["earliest"] <= start and error["details"]["latest"] >= end
+
+
+@pytest.mark.parametrize("q", ["date:>9999-12-31", "日期:>9999-12", "date:<0001-01-01", "date:<0001-01"])
+def test_a_date_filter_past_the_ends_of_the_calendar_is_a_400(client: TestClient, stint_team, q: str) -> None:
+    r = client.get("/api/search", params={"q": f"排班 {q}"}, headers=stint_team["manager"].headers)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "invalid_query"
+    assert "no day" in r.json()["error"]["message"].lower()

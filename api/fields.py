@@ -1,6 +1,7 @@
 """Text field types for request bodies and queries: length limits and no NUL characters
 (PostgreSQL cannot store them, and no keyboard types them)."""
 
+import functools
 import hashlib
 import json
 import unicodedata
@@ -18,7 +19,10 @@ def _no_nul(value: str) -> str:
 def blank(text: str) -> bool:
     """Nothing visible: only spaces and invisible format characters (zero-width space, BOM, word
     joiner...), which input methods and text copied from web pages leave and ``str.strip`` keeps."""
-    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
+    for c in text:  # noqa: SIM110 (a loop is twice as fast as all() on a genexpr, and runs per note)
+        if not c.isspace() and unicodedata.category(c) != "Cf":
+            return False
+    return True
 
 
 def _visible(value: str) -> str:
@@ -42,10 +46,12 @@ MAX_TAG_LENGTH = 40
 MAX_TAGS = 20
 
 
+# A team uses a few dozen tags, over and over: a sync push of a thousand notes normalises each once.
+@functools.lru_cache(maxsize=4096)
 def normalise_tag(raw: str) -> str:
     """``#Pain Point`` and ``ｐａｉｎ　point`` are the same tag: NFKC, case-folded, spaces folded."""
     tag = " ".join(unicodedata.normalize("NFKC", _no_nul(raw)).split()).lstrip("#").strip().casefold()
-    if not tag:
+    if blank(tag):
         raise ValueError("a tag cannot be empty")
     if len(tag) > MAX_TAG_LENGTH:
         raise ValueError(f"a tag has at most {MAX_TAG_LENGTH} characters")

@@ -103,6 +103,10 @@ def test_patch_needs_if_match(client, stint_team):
     assert moved.status_code == 200 and moved.json()["day"] == "2026-03-10"
     assert client.patch(url, json={"text": None}, headers={**h, "If-Match": '"3"'}).status_code == 422
     assert client.patch(url, json={"text": ""}, headers={**h, "If-Match": '"3"'}).status_code == 422
+    # Tags: one tag however it is typed; an invisible one is refused.
+    tagged = post(client, sid, h, text="标签", tags=["#Pain  Point", "ｐａｉｎ　point", "排班"])
+    assert tagged.status_code == 201 and sorted(tagged.json()["tags"]) == ["pain point", "排班"]
+    assert post(client, sid, h, text="标签", tags=["排班", "#\u200b"]).status_code == 422
     # Nothing visible: a zero-width space or a BOM is not a note (str.strip() keeps them).
     for invisible in ("\u200b", " \ufeff\u2060 "):
         assert (

@@ -62,6 +62,10 @@ class Outcome:
     facets: dict[str, list[tuple[str, int]]]
 
 
+def _has_one_of(wanted: set[int], column: list[tuple[int, ...]]) -> Callable[[int], bool]:
+    return lambda d: not wanted.isdisjoint(column[d])
+
+
 def _select(docs: Iterable[int], cols: Columns, f: Filters) -> list[int]:
     """The documents passing every filter, in one pass over the candidates."""
     stints = ordinals(f.stints)
@@ -86,8 +90,7 @@ def _select(docs: Iterable[int], cols: Columns, f: Filters) -> list[int]:
         wanted, tag_col = [variants(tag) for tag in f.tags], cols.tags
         if not all(wanted):
             return []
-        for each in wanted:
-            checks.append(lambda d, each=each: not each.isdisjoint(tag_col[d]))
+        checks += [_has_one_of(each, tag_col) for each in wanted]
     if f.not_tags:
         not_tags, tag_col = set().union(*map(variants, f.not_tags)), cols.tags
         checks.append(lambda d: not not_tags.intersection(tag_col[d]))

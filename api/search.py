@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session, col
 from starlette.concurrency import run_in_threadpool
 
-from api import search_sources  # noqa: F401  (registers the observation and daily-summary sources)
+from api import search_debrief_sources, search_sources  # noqa: F401  (register the index's sources)
 from api.access import stint_access
 from api.auth import CurrentUser
 from api.db import SessionDep

@@ -26,7 +26,8 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
-from api import search_sources  # noqa: F401 - registers the sources; `fieldbook reindex` and `check` run without the app
+# Register the sources: `fieldbook reindex` and `check` run without the app.
+from api import search_debrief_sources, search_sources  # noqa: F401
 from api.db import reading
 from api.search_docs import SearchDoc, SearchTask, source, sources
 from api.search_index import IndexStore

@@ -1,9 +1,10 @@
-"""What the index holds for observations and daily summaries (other areas register their own
-sources, see ``api.search_docs``)."""
+"""What the index holds for observations, daily summaries and materials, and the stint's clock they
+are filed on (insights and actions: ``api.search_debrief_sources``; how a source registers:
+``api.search_docs``)."""
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -11,7 +12,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from api.debrief_models import Action, Insight
 from api.fields import blank
 from api.logday import log_day
 from api.material_tables import Material
@@ -21,7 +21,7 @@ from api.search_docs import SearchDoc, Source, register_source
 BATCH = 1000
 
 
-def _uuids(ids: Sequence[str]) -> list[uuid.UUID]:
+def uuids_of(ids: Sequence[str]) -> list[uuid.UUID]:
     out = []
     for raw in ids:
         try:
@@ -31,7 +31,7 @@ def _uuids(ids: Sequence[str]) -> list[uuid.UUID]:
     return out
 
 
-def _timezones(session: Session, rows: Sequence[Any]) -> dict[uuid.UUID, str]:
+def stint_timezones(session: Session, rows: Sequence[Any]) -> dict[uuid.UUID, str]:
     """The stints' timezones: a material or insight is filed under its stint's local day, as
     observations are (a photo uploaded at 00:30 in Shanghai belongs to that day, not UTC's)."""
     stint_ids = {row.stint_id for row in rows}
@@ -51,7 +51,7 @@ def _zone(timezone: str) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def _local(moment: datetime, timezone: str) -> datetime:
+def on_stint_clock(moment: datetime, timezone: str) -> datetime:
     """``moment`` on the stint's clock: a hit says when it happened as the team on site lived it,
     like the ``day`` beside it. An instant at the very edge of the calendar is left as it is."""
     try:
@@ -62,7 +62,7 @@ def _local(moment: datetime, timezone: str) -> datetime:
 
 def _observation_docs(session: Session, rows: Sequence[Observation]) -> list[SearchDoc]:
     ids = [o.id for o in rows]
-    zones = _timezones(session, rows)
+    zones = stint_timezones(session, rows)
     tags: dict[uuid.UUID, list[str]] = defaultdict(list)
     hyps: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
     if ids:
@@ -85,7 +85,7 @@ def _observation_docs(session: Session, rows: Sequence[Observation]) -> list[Sea
             doc_id=str(o.id),
             stint_id=o.stint_id,
             texts={"text": o.text, "quote": o.quote or "", "speaker_role": o.speaker_role or ""},
-            at=_local(o.observed_at, zones.get(o.stint_id, "UTC")),
+            at=on_stint_clock(o.observed_at, zones.get(o.stint_id, "UTC")),
             day=o.day,
             kind=o.kind,
             tags=sorted(tags[o.id]),
@@ -99,7 +99,9 @@ def _observation_docs(session: Session, rows: Sequence[Observation]) -> list[Sea
 
 def _load_observations(session: Session, ids: Sequence[str]) -> Mapping[str, SearchDoc | None]:
     rows = session.exec(
-        select(Observation).where(col(Observation.id).in_(_uuids(ids)), col(Observation.deleted_at).is_(None))
+        select(Observation).where(
+            col(Observation.id).in_(uuids_of(ids)), col(Observation.deleted_at).is_(None)
+        )
     ).all()
     return {doc.doc_id: doc for doc in _observation_docs(session, rows)}
 
@@ -128,7 +130,7 @@ def _observation_materials(session: Session, ids: Sequence[str]) -> Mapping[str,
     """Materials attached to these observations: dated by them when they have no EXIF time."""
     found = session.execute(
         sa.select(col(Material.id)).where(
-            col(Material.observation_id).in_(_uuids(ids)), col(Material.deleted_at).is_(None)
+            col(Material.observation_id).in_(uuids_of(ids)), col(Material.deleted_at).is_(None)
         )
     ).scalars()
     material_ids = {str(mid) for mid in found}
@@ -161,7 +163,7 @@ def _load_summaries(session: Session, ids: Sequence[str]) -> Mapping[str, Search
             continue
         summary = session.get(DailySummary, key)
         if summary is not None and not blank(summary.summary):
-            out[raw] = _summary_doc(summary, _timezones(session, [summary]).get(summary.stint_id, "UTC"))
+            out[raw] = _summary_doc(summary, stint_timezones(session, [summary]).get(summary.stint_id, "UTC"))
     return out
 
 
@@ -176,7 +178,7 @@ def _all_summaries(session: Session) -> Iterator[list[SearchDoc]]:
         ).all()
         if not rows:
             return
-        zones = _timezones(session, rows)
+        zones = stint_timezones(session, rows)
         yield [_summary_doc(s, zones.get(s.stint_id, "UTC")) for s in rows if not blank(s.summary)]
         offset += len(rows)
 
@@ -209,7 +211,7 @@ def _hypothesis_observations(session: Session, ids: Sequence[str]) -> Mapping[st
         sa.select(col(ObservationHypothesis.observation_id))
         .join(Observation, col(Observation.id) == col(ObservationHypothesis.observation_id))
         .where(
-            col(ObservationHypothesis.hypothesis_id).in_(_uuids(ids)), col(Observation.deleted_at).is_(None)
+            col(ObservationHypothesis.hypothesis_id).in_(uuids_of(ids)), col(Observation.deleted_at).is_(None)
         )
     ).scalars()
     observation_ids = {str(oid) for oid in found}
@@ -263,7 +265,7 @@ def _linked_observations(
 def _material_docs(session: Session, rows: Sequence[Material]) -> list[SearchDoc]:
     """A material is filed under when it was taken (a photo's EXIF time), else its observation's
     time, else its upload: phones upload days later, and date filters mean the field day."""
-    zones = _timezones(session, rows)
+    zones = stint_timezones(session, rows)
     linked = _linked_observations(session, rows)
     docs = []
     for m in rows:
@@ -285,7 +287,7 @@ def _material_docs(session: Session, rows: Sequence[Material]) -> list[SearchDoc
                     "filename": m.filename,
                     "extracted_text": m.extracted_text or "",
                 },
-                at=_local(at, timezone),
+                at=on_stint_clock(at, timezone),
                 day=day,
                 kind=None,
                 author_id=m.uploaded_by,
@@ -301,7 +303,7 @@ def _material_docs(session: Session, rows: Sequence[Material]) -> list[SearchDoc
 
 def _load_materials(session: Session, ids: Sequence[str]) -> Mapping[str, SearchDoc | None]:
     rows = session.exec(
-        select(Material).where(col(Material.id).in_(_uuids(ids)), col(Material.deleted_at).is_(None))
+        select(Material).where(col(Material.id).in_(uuids_of(ids)), col(Material.deleted_at).is_(None))
     ).all()
     return {doc.doc_id: doc for doc in _material_docs(session, rows)}
 
@@ -327,78 +329,3 @@ def _count_materials(session: Session) -> int:
 
 
 register_source(Source("material", _load_materials, _all_materials, _count_materials))
-
-
-# --- insights (洞见) and improvement actions (改善行动) --------------------------------------
-
-
-def _insight_docs(session: Session, rows: Sequence[Insight]) -> list[SearchDoc]:
-    zones = _timezones(session, rows)
-    return [
-        SearchDoc(
-            doc_type="insight",
-            doc_id=str(i.id),
-            stint_id=i.stint_id,
-            texts={"title": i.title, "statement": i.statement},
-            at=_local(i.created_at, zones.get(i.stint_id, "UTC")),
-            day=log_day(i.created_at, zones.get(i.stint_id, "UTC")),
-            author_id=i.created_by,
-        )
-        for i in rows
-    ]
-
-
-def _action_docs(session: Session, rows: Sequence[Action]) -> list[SearchDoc]:
-    zones = _timezones(session, rows)
-    return [
-        SearchDoc(
-            doc_type="action",
-            doc_id=str(a.id),
-            stint_id=a.stint_id,
-            texts={
-                "title": a.title,
-                "description": a.description or "",
-                "progress_note": a.progress_note or "",
-            },
-            at=_local(a.created_at, zones.get(a.stint_id, "UTC")),
-            day=log_day(a.created_at, zones.get(a.stint_id, "UTC")),
-            author_id=a.created_by,
-        )
-        for a in rows
-    ]
-
-
-def _simple_source(
-    doc_type: str, table: Any, to_docs: Callable[[Session, Sequence[Any]], list[SearchDoc]]
-) -> Source:
-    """A source for a table with a UUID ``id`` and a ``deleted_at`` tombstone."""
-
-    def load(session: Session, ids: Sequence[str]) -> Mapping[str, SearchDoc | None]:
-        rows = session.exec(
-            select(table).where(col(table.id).in_(_uuids(ids)), col(table.deleted_at).is_(None))
-        ).all()
-        return {doc.doc_id: doc for doc in to_docs(session, rows)}
-
-    def iter_all(session: Session) -> Iterator[list[SearchDoc]]:
-        after: uuid.UUID | None = None
-        while True:
-            stmt = select(table).where(col(table.deleted_at).is_(None))
-            if after is not None:
-                stmt = stmt.where(col(table.id) > after)
-            rows = session.exec(stmt.order_by(col(table.id)).limit(BATCH)).all()
-            if not rows:
-                return
-            yield to_docs(session, rows)
-            after = rows[-1].id
-
-    def count(session: Session) -> int:
-        n: int = session.execute(
-            sa.select(sa.func.count()).select_from(table).where(col(table.deleted_at).is_(None))
-        ).scalar_one()
-        return n
-
-    return Source(doc_type, load, iter_all, count)
-
-
-register_source(_simple_source("insight", Insight, _insight_docs))
-register_source(_simple_source("action", Action, _action_docs))

@@ -664,7 +664,8 @@ def test_materials_and_insights_are_filed_under_the_stints_local_day(client, sti
 
     from sqlmodel import Session
 
-    import api.search_sources  # noqa: F401  (registers the sources)
+    import api.search_debrief_sources  # registers the sources, as the app does
+    import api.search_sources  # noqa: F401
     from api.debrief_models import Insight
     from api.material_tables import Material
     from api.search_docs import source

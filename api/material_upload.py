@@ -18,6 +18,7 @@ from api.db import SessionDep
 from api.errors import BadRequest, ErrorResponse, Invalid, responses
 from api.ingest import MaterialRequest, StagingFile, StoreDep, display_name, ingest, staging_dir
 from api.materials import MaterialOut, material_out
+from api.middleware import header_number
 from api.sniff import TooLarge, Unsupported, looks_like_image, max_upload_bytes
 from api.textextract import drain
 
@@ -192,8 +193,8 @@ async def upload_material(
     session.close()  # no database transaction (on SQLite: the write lock) held while bytes stream
     boundary = _boundary(request)
     limit = max_upload_bytes(settings)
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > limit + 64 * 1024:
+    declared = header_number(request.headers.get("content-length"))
+    if declared is not None and declared > limit + 64 * 1024:
         raise TooLarge(f"Files may be at most {limit // 2**20} MB.", details={"limit": limit})
     staging = StagingFile(staging_dir(settings), limit)
     form = _Form(staging, settings.max_image_bytes)

@@ -25,6 +25,7 @@ from api.errors import BadRequest, Conflict, Gone, Invalid, NotFound
 from api.ingest import StoreDep, display_name, staging_dir
 from api.material_tables import Upload
 from api.material_upload import clean_caption
+from api.middleware import header_number
 from api.models import Role, User
 from api.sniff import TooLarge, Unsupported, max_upload_bytes
 from api.spool import Spool
@@ -64,15 +65,6 @@ def _part_path(settings: Settings, upload_id: uuid.UUID) -> Path:
     return staging_dir(settings, "uploads") / f"{upload_id.hex}.part"
 
 
-def _header_number(value: str | None) -> int | None:
-    """A decimal header (Upload-Length, Upload-Offset), None if it is not one. More than 18 digits
-    (int() refuses over 4300) reads as 10**18: larger than any upload, so it is refused as such."""
-    if value is None or not (value.isascii() and value.isdigit()):
-        return None
-    digits = value.lstrip("0") or "0"
-    return int(digits) if len(digits) <= 18 else 10**18
-
-
 def _expires(upload: Upload) -> dict[str, str]:
     return {"Upload-Expires": format_datetime(upload.expires_at, usegmt=True)}
 
@@ -105,7 +97,7 @@ def create_upload(
     material id chosen by the client), `observation_id`, `caption`. Answers `Location` and
     `Fieldbook-Material-Id`: once complete, `GET /api/materials/{id}` exists."""
     settings = _settings(request)
-    length = _header_number(upload_length)
+    length = header_number(upload_length)
     if length is None:
         raise BadRequest("Send Upload-Length (deferred lengths are not supported).", code="upload_length")
     limit = max_upload_bytes(settings)
@@ -242,7 +234,7 @@ async def append_to_upload(
     settings, engine = _settings(request), request.app.state.engine
     if content_type != OFFSET_TYPE:
         raise Unsupported(f"PATCH needs Content-Type: {OFFSET_TYPE}.", code="tus_content_type")
-    offset = _header_number(upload_offset)
+    offset = header_number(upload_offset)
     if offset is None:
         raise BadRequest("Send Upload-Offset.", code="upload_offset")
     checksum = parse_checksum(upload_checksum)
@@ -271,7 +263,7 @@ async def append_to_upload(
         f.truncate(start)  # bytes written after the last fsync of a killed server are not trusted
         hashers: list[Any] = [checksum[0]] if checksum else []
         whole = None
-        if _header_number(content_length) == upload.length - start:
+        if header_number(content_length) == upload.length - start:
             whole = await run_in_threadpool(hash_prefix, f, start)  # this PATCH should finish the file
             hashers.append(whole)
         f.seek(start)

@@ -135,3 +135,34 @@ def test_a_date_filter_past_the_ends_of_the_calendar_is_a_400(client: TestClient
     assert r.status_code == 400, r.text
     assert r.json()["error"]["code"] == "invalid_query"
     assert "no day" in r.json()["error"]["message"].lower()
+
+
+def _with_length(who, content_type: str, length: str) -> dict[bytes, bytes]:  # type: ignore[no-untyped-def]
+    return {
+        **{k.encode(): v.encode() for k, v in who.headers.items()},
+        b"Content-Type": content_type.encode(),
+        b"Content-Length": length.encode(),
+    }
+
+
+def test_a_content_length_too_long_to_parse_is_read_not_a_500(client: TestClient, stint_team) -> None:
+    """Such a header passes uvicorn's parser (httptools) when its digits are leading zeros."""
+    sid, manager = stint_team["stint"]["id"], stint_team["manager"]
+    body = '{"title": "排班", "statement": "s"}'.encode()
+    url = f"/api/stints/{sid}/insights"
+    padded = "0" * 5000 + str(len(body))
+    r = client.post(url, content=body, headers=_with_length(manager, "application/json", padded))
+    assert r.status_code == 201, r.text
+    r = client.post(url, content=body, headers=_with_length(manager, "application/json", HUGE))
+    assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large", r.text
+    form = (
+        b'--B\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n'
+        + photo()
+        + b"\r\n--B--\r\n"
+    )
+    multipart = "multipart/form-data; boundary=B"
+    url = f"/api/stints/{sid}/materials"
+    r = client.post(url, content=form, headers=_with_length(manager, multipart, "0" * 5000 + str(len(form))))
+    assert r.status_code == 201, r.text
+    r = client.post(url, content=form, headers=_with_length(manager, multipart, HUGE))
+    assert r.status_code == 413, r.text

@@ -15,6 +15,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Font, PatternFill
 from sqlmodel import Session
 
@@ -242,7 +243,8 @@ def to_xlsx(d: Debrief, lang: str) -> bytes:
         cell.font = Font(bold=True, color="FFFFFF")
         cell.fill = PatternFill("solid", fgColor="0B6E69")
     for row in _plan_rows(d, lang):
-        sheet.append([_cell(v) for v in row])
+        # XML cannot hold C0 controls but tab and newlines (openpyxl raises); text may carry them.
+        sheet.append([_cell(ILLEGAL_CHARACTERS_RE.sub("", v) if isinstance(v, str) else v) for v in row])
     for column, width in zip("ABCDEFGHIJKLM", (8, 36, 48, 12, 24, 12, 10, 10, 8, 8, 8, 36, 40), strict=True):
         sheet.column_dimensions[column].width = width
     for row in sheet.iter_rows(min_row=2):

@@ -5,10 +5,12 @@ What the OpenAPI fuzzing cannot forge lives here: numbers in headers longer than
 at the ends of the calendar."""
 
 import base64
+import io
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from openpyxl import load_workbook
 
 from api.config import Settings
 from tests.material_files import photo
@@ -166,3 +168,20 @@ def test_a_content_length_too_long_to_parse_is_read_not_a_500(client: TestClient
     assert r.status_code == 201, r.text
     r = client.post(url, content=form, headers=_with_length(manager, multipart, HUGE))
     assert r.status_code == 413, r.text
+
+
+def test_an_action_plan_with_control_characters_exports_to_xlsx(client: TestClient, stint_team) -> None:
+    """Text fields refuse only NUL; XML (and so XLSX) cannot hold the other C0 controls but tab and newlines."""
+    sid, h = stint_team["stint"]["id"], stint_team["manager"].headers
+    insight = client.post(
+        f"/api/stints/{sid}/insights", json={"title": "排班\x0b知识", "statement": "s"}, headers=h
+    ).json()
+    action = {"title": "\x01=1+1", "description": "第一行\x1b[31m\n第二行", "insight_ids": [insight["id"]]}
+    assert client.post(f"/api/stints/{sid}/actions", json=action, headers=h).status_code == 201
+    r = client.get(f"/api/stints/{sid}/export", params={"format": "xlsx", "lang": "en"}, headers=h)
+    assert r.status_code == 200, r.text
+    sheet = load_workbook(io.BytesIO(r.content)).active
+    row = [cell.value for cell in sheet[2]]
+    assert row[1] == "'=1+1"  # the control character goes, and what follows is still not a formula
+    assert row[2] == "第一行[31m\n第二行"
+    assert row[11] == "排班知识"

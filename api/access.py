@@ -8,11 +8,21 @@ from typing import Annotated
 import sqlalchemy as sa
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Mapped
 from sqlmodel import Session, col, select
 
 from api import security
-from api.auth import CredentialsDep, SignedIn, live, raise_not_signed_in, remember, remembered, touch
+from api.auth import (
+    CredentialsDep,
+    SignedIn,
+    live,
+    raise_not_signed_in,
+    remember,
+    remembered,
+    signed_in,
+    touch,
+)
 from api.db import SessionDep, begin_reading, end_reads
 from api.errors import Forbidden, NotFound
 from api.models import AuthSession, Membership, Role, Stint, User
@@ -109,9 +119,33 @@ def _check(request: Request, session: Session, token: str, stint_id: uuid.UUID, 
     return access
 
 
+_UUID = TypeAdapter(uuid.UUID)  # the validation FastAPI gives a path parameter typed uuid.UUID
+
+
+def _well_formed(raw: str | None) -> bool:
+    try:
+        _UUID.validate_python(raw)
+    except ValidationError:
+        return False
+    return True
+
+
+async def _token_checked_first(request: Request, session: SessionDep, token: CredentialsDep) -> str:
+    """The session token; checked here already when the path's stint id is malformed. FastAPI
+    validates the id before the dependency below runs, and its 422 would answer a caller without a
+    valid session: authentication comes first, such a caller learns nothing of the route's inputs.
+    A well-formed id costs no query here: _check signs in and reads the role in one."""
+    if not _well_formed(request.path_params.get("stint_id")):
+        await signed_in(request, session, token)  # 401, or remembered and the usual 422 follows
+    return token
+
+
 def _needs(role: Role) -> Callable[[Request, uuid.UUID, Session, str], Awaitable[StintAccess]]:
     async def dependency(
-        request: Request, stint_id: uuid.UUID, session: SessionDep, token: CredentialsDep
+        request: Request,
+        stint_id: uuid.UUID,
+        session: SessionDep,
+        token: Annotated[str, Depends(_token_checked_first)],
     ) -> StintAccess:
         return await run_in_threadpool(_check, request, session, token, stint_id, role)
 

@@ -129,6 +129,24 @@ def test_day_summaries_of_a_stint_at_the_ends_of_the_calendar(
     error = refused.json()["error"]
     assert error["code"] == "day_outside_stint"
     assert error["details"]["earliest"] <= start and error["details"]["latest"] >= end
+    # The same check behind a sync push: each op answered on its own, the push itself a 200.
+    ops = [
+        {
+            "op_id": f"op-{day}",
+            "type": "daily_summary",
+            "id": f"{sid}:{who.id}:{day}",
+            "op": "upsert",
+            "data": {"summary": "调度"},
+        }
+        for day in (start, outside)
+    ]
+    push = client.post(
+        "/api/sync/push", json={"ops": ops}, headers={**who.headers, "Idempotency-Key": f"k-{start}"}
+    )
+    assert push.status_code == 200, push.text
+    results = push.json()["results"]
+    assert [x["status"] for x in results] == ["applied", "rejected"]
+    assert results[1]["error"]["code"] == "day_outside_stint"
 
 
 @pytest.mark.parametrize("q", ["date:>9999-12-31", "日期:>9999-12", "date:<0001-01-01", "date:<0001-01"])

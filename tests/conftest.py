@@ -169,7 +169,7 @@ def stint_team(client: TestClient, person):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Debian's Chromium through Playwright, one per browser test module (each skips itself where
-    there is none: tests.e2e_support.skip_unless_browser)."""
+    there is none: tests.e2e_support.browser_scenarios)."""
     from tests.e2e_support import chromium
 
     with chromium() as b:

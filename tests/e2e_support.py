@@ -48,16 +48,12 @@ def browser_missing() -> str | None:
     return None
 
 
-def skip_unless_browser() -> None:
-    """At the top of a browser test module, before it imports Playwright: skip it without a browser
-    (an error in CI, which must run them), and in the PostgreSQL leg (each module starts its own
-    server on its own SQLite database, so the scenarios run once). The module must be marked
-    ``browser`` first: make test selects the scenarios by that marker."""
-    # Without the marker a scenario would run in the SQLite leg, beside the PostgreSQL one, where a
-    # phone's timeouts made them flaky: fail at collection instead.
-    marks = sys._getframe(1).f_globals.get("pytestmark", [])
-    if "browser" not in {mark.name for mark in (marks if isinstance(marks, list) else [marks])}:
-        raise RuntimeError("set pytestmark = [pytest.mark.browser, ...] before skip_unless_browser()")
+def browser_scenarios() -> list[pytest.MarkDecorator]:
+    """A browser test module's marks, at its top, before it imports Playwright:
+    ``pytestmark = browser_scenarios()``. ``make test`` runs the modules marked ``browser`` on their
+    own first (a phone's timeouts made them flaky beside the PostgreSQL leg). Skips the module
+    without a browser (an error in CI, which must run them), and in the PostgreSQL leg (each module
+    starts its own server on its own SQLite database, so the scenarios run once)."""
     missing = browser_missing()
     if missing and os.environ.get("CI"):
         raise RuntimeError(f"CI must run the browser tests: {missing}")
@@ -65,6 +61,7 @@ def skip_unless_browser() -> None:
         pytest.skip(missing, allow_module_level=True)
     if os.environ.get("FIELDBOOK_TEST_DATABASE_URL"):
         pytest.skip("the browser scenarios run once, in the SQLite leg", allow_module_level=True)
+    return [pytest.mark.slow, pytest.mark.browser]
 
 
 def _free_port() -> int:

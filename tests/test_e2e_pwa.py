@@ -18,10 +18,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from PIL import Image
 
-from tests.e2e_support import PASSWORD, LiveServer, live_server, new_stint, skip_unless_browser
+from tests.e2e_support import PASSWORD, LiveServer, browser_scenarios, live_server, new_stint
 
-pytestmark = [pytest.mark.slow, pytest.mark.browser]
-skip_unless_browser()
+pytestmark = browser_scenarios()
 
 SHOTS = Path(__file__).resolve().parent / "e2e_screenshots"
 SHOTS.mkdir(exist_ok=True)

@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e_support import LiveServer, live_server, new_stint, skip_unless_browser
+from tests.e2e_support import LiveServer, browser_scenarios, live_server, new_stint
 
-pytestmark = [pytest.mark.slow, pytest.mark.browser]
-skip_unless_browser()
+pytestmark = browser_scenarios()
 
 from tests.test_e2e_pwa import (  # noqa: E402 - after the skips: importing it needs the browser too
     MANAGER,

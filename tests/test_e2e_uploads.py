@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e_support import LiveServer, live_server, skip_unless_browser
+from tests.e2e_support import LiveServer, browser_scenarios, live_server
 
-pytestmark = [pytest.mark.slow, pytest.mark.browser]
-skip_unless_browser()
+pytestmark = browser_scenarios()
 
 from PIL import Image  # noqa: E402
 

@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.e2e_support import PASSWORD, LiveServer, chromium, live_server, new_stint, skip_unless_browser
+from tests.e2e_support import PASSWORD, LiveServer, browser_scenarios, chromium, live_server, new_stint
 
-pytestmark = [pytest.mark.slow, pytest.mark.browser]
-skip_unless_browser()
+pytestmark = browser_scenarios()
 
 RESEARCHER = "chen.jing@example.com"
 MANAGER = "wang.lei@example.com"

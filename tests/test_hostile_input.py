@@ -6,13 +6,16 @@ at the ends of the calendar."""
 
 import base64
 import io
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 
 from api.config import Settings
+from tests.conftest import Person
 from tests.material_files import photo
 
 # Past Python's int() limit for decimal strings (4300 digits) and well within any server's header limit.
@@ -24,7 +27,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", database_url=database_url, ocr=False)
 
 
-def _photo(client: TestClient, stint_team) -> tuple[str, bytes]:  # type: ignore[no-untyped-def]
+def _photo(client: TestClient, stint_team: dict[str, Any]) -> tuple[str, bytes]:
     data = photo()
     r = client.post(
         f"/api/stints/{stint_team['stint']['id']}/materials",
@@ -35,7 +38,9 @@ def _photo(client: TestClient, stint_team) -> tuple[str, bytes]:  # type: ignore
     return f"/api/materials/{r.json()['id']}/content", data
 
 
-def test_a_range_with_a_huge_number_is_answered_not_a_500(client: TestClient, stint_team) -> None:
+def test_a_range_with_a_huge_number_is_answered_not_a_500(
+    client: TestClient, stint_team: dict[str, Any]
+) -> None:
     url, data = _photo(client, stint_team)
     h = stint_team["researcher"].headers
     start = client.get(url, headers={**h, "Range": f"bytes={HUGE}-"})
@@ -51,7 +56,7 @@ def test_a_range_with_a_huge_number_is_answered_not_a_500(client: TestClient, st
     assert zeros.status_code == 206 and zeros.content == data[5:10]
 
 
-def _tus(who) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _tus(who: Person) -> dict[str, str]:
     return {**who.headers, "Tus-Resumable": "1.0.0"}
 
 
@@ -59,7 +64,7 @@ def _metadata(**values: str) -> str:
     return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in values.items())
 
 
-def test_tus_numbers_too_long_to_parse_are_4xx(client: TestClient, stint_team) -> None:
+def test_tus_numbers_too_long_to_parse_are_4xx(client: TestClient, stint_team: dict[str, Any]) -> None:
     who, sid = stint_team["researcher"], stint_team["stint"]["id"]
     meta = _metadata(stint_id=sid, filename="note.txt")
     huge = client.post("/api/uploads", headers={**_tus(who), "Upload-Length": HUGE, "Upload-Metadata": meta})
@@ -91,7 +96,9 @@ def test_tus_numbers_too_long_to_parse_are_4xx(client: TestClient, stint_team) -
     assert done.status_code == 204, done.text
 
 
-def test_a_multipart_boundary_the_parser_refuses_is_a_400(client: TestClient, stint_team) -> None:
+def test_a_multipart_boundary_the_parser_refuses_is_a_400(
+    client: TestClient, stint_team: dict[str, Any]
+) -> None:
     sid, h = stint_team["stint"]["id"], stint_team["researcher"].headers
     boundary = "B" * 300  # python-multipart stops at 256; RFC 2046 at 70
     body = (
@@ -116,8 +123,8 @@ def test_a_multipart_boundary_the_parser_refuses_is_a_400(client: TestClient, st
     ],
 )
 def test_day_summaries_of_a_stint_at_the_ends_of_the_calendar(
-    client: TestClient, person, start: str, end: str, inside: str, outside: str
-) -> None:  # type: ignore[no-untyped-def]
+    client: TestClient, person: Callable[[str], Person], start: str, end: str, inside: str, outside: str
+) -> None:
     """A stint may be dated in year 1 or 9999; its 14 days of slack then leave the calendar."""
     who = person("Researcher")
     stint = {"title": "t", "customer": "c", "purpose": "product", "start_date": start, "end_date": end}
@@ -150,14 +157,16 @@ def test_day_summaries_of_a_stint_at_the_ends_of_the_calendar(
 
 
 @pytest.mark.parametrize("q", ["date:>9999-12-31", "日期:>9999-12", "date:<0001-01-01", "date:<0001-01"])
-def test_a_date_filter_past_the_ends_of_the_calendar_is_a_400(client: TestClient, stint_team, q: str) -> None:
+def test_a_date_filter_past_the_ends_of_the_calendar_is_a_400(
+    client: TestClient, stint_team: dict[str, Any], q: str
+) -> None:
     r = client.get("/api/search", params={"q": f"排班 {q}"}, headers=stint_team["manager"].headers)
     assert r.status_code == 400, r.text
     assert r.json()["error"]["code"] == "invalid_query"
     assert "no day" in r.json()["error"]["message"].lower()
 
 
-def _with_length(who, content_type: str, length: str) -> dict[bytes, bytes]:  # type: ignore[no-untyped-def]
+def _with_length(who: Person, content_type: str, length: str) -> dict[bytes, bytes]:
     return {
         **{k.encode(): v.encode() for k, v in who.headers.items()},
         b"Content-Type": content_type.encode(),
@@ -165,7 +174,9 @@ def _with_length(who, content_type: str, length: str) -> dict[bytes, bytes]:  # 
     }
 
 
-def test_a_content_length_too_long_to_parse_is_read_not_a_500(client: TestClient, stint_team) -> None:
+def test_a_content_length_too_long_to_parse_is_read_not_a_500(
+    client: TestClient, stint_team: dict[str, Any]
+) -> None:
     """Such a header passes uvicorn's parser (httptools) when its digits are leading zeros."""
     sid, manager = stint_team["stint"]["id"], stint_team["manager"]
     body = '{"title": "排班", "statement": "s"}'.encode()
@@ -188,7 +199,9 @@ def test_a_content_length_too_long_to_parse_is_read_not_a_500(client: TestClient
     assert r.status_code == 413, r.text
 
 
-def test_an_action_plan_with_control_characters_exports_to_xlsx(client: TestClient, stint_team) -> None:
+def test_an_action_plan_with_control_characters_exports_to_xlsx(
+    client: TestClient, stint_team: dict[str, Any]
+) -> None:
     """Text fields refuse only NUL; XML (and so XLSX) cannot hold the other C0 controls but tab and newlines."""
     sid, h = stint_team["stint"]["id"], stint_team["manager"].headers
     insight = client.post(

@@ -29,7 +29,10 @@ class OpIn(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    op_id: str = Field(min_length=1, max_length=100, description="Unique per device and change")
+    # No NUL: PostgreSQL cannot store it (and no device makes one).
+    op_id: str = Field(
+        min_length=1, max_length=100, pattern=r"^[^\x00]*$", description="Unique per device and change"
+    )
     type: OpType
     id: str = Field(
         min_length=1,

@@ -287,14 +287,25 @@ def material_delete(b: Batch, op: OpIn) -> Outcome:
     return Outcome(status="applied", version=material.version, deleted=True)
 
 
+def _refused_change(op: OpIn) -> dict[str, Any]:
+    """What a refused op asked for, checked as it would have been applied: a value that would be
+    rejected is rejected here too (compared with the server's copy, it could not even be read)."""
+    if op.op == "delete":
+        return {"deleted": True}
+    data = {k: v for k, v in (op.data or {}).items() if k not in ("stint_id", "id")}
+    if op.type is OpType.observation:
+        return _mine(validate(ObservationCreate if op.base_version is None else ObservationUpdate, data))
+    if op.type is OpType.daily_summary:
+        return {"summary": validate(SummaryIn, data).summary}
+    if op.type is OpType.material:
+        return validate(MaterialUpdate, data).model_dump(mode="json", exclude_unset=True)
+    return data  # links merge: never refused
+
+
 def refuse(b: Batch, op: OpIn) -> Outcome:
     """A conflict without trying: this op was refused before (a re-sent op stays refused), or an
     earlier op of the batch on the same record was, and this one was made on top of it."""
-    mine = (
-        {k: v for k, v in (op.data or {}).items() if k != "stint_id"}
-        if op.op == "upsert"
-        else {"deleted": True}
-    )
+    mine = _refused_change(op)
     if op.type is OpType.material:
         material, now = _material(b, op)
         return _material_conflict(material, now, mine)

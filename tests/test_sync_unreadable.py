@@ -4,7 +4,7 @@ op refused and the rest applied; never a 500, never a half-stored text."""
 import json
 import uuid
 
-from tests.test_sync import create_op, pull_all
+from tests.test_sync import create_op, pull_all, push
 
 
 def _push_raw(client, who, ops_json: str, key: str | None = None):  # type: ignore[no-untyped-def]
@@ -53,3 +53,38 @@ def test_a_lone_surrogate_outside_the_ops_is_a_422(client, stint_team) -> None: 
         headers={**who.headers, "Idempotency-Key": uuid.uuid4().hex, "Content-Type": "application/json"},
     )
     assert r.status_code == 422, r.text
+
+
+def test_an_op_refused_after_a_conflict_is_checked_like_any_other(client, stint_team) -> None:  # type: ignore[no-untyped-def]
+    """An op on a record whose earlier op in the batch conflicted is refused without trying, but its
+    values are still checked: one the server cannot read is rejected, as when sent alone."""
+    who, sid = stint_team["researcher"], stint_team["stint"]["id"]
+    op = create_op(sid, "叉车排队")
+    assert push(client, who, [op]).json()["results"][0]["status"] == "applied"
+    stale = {
+        "op_id": uuid.uuid4().hex,
+        "type": "observation",
+        "id": op["id"],
+        "op": "upsert",
+        "base_version": 0,
+    }
+    ops = [
+        {**stale, "data": {"text": "第一台手机改的"}},
+        {**stale, "op_id": uuid.uuid4().hex, "data": {"observed_at": "NaN"}},
+        {**stale, "op_id": uuid.uuid4().hex, "data": {"tags": [1, "a"]}},
+        {**stale, "op_id": uuid.uuid4().hex, "data": {"text": "又改了一次"}},
+    ]
+    r = push(client, who, ops)
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert [x["status"] for x in results] == ["conflict", "rejected", "rejected", "conflict"]
+    assert results[1]["error"]["status"] == 422 and results[3]["mine"] == {"text": "又改了一次"}
+
+
+def test_an_op_id_with_a_nul_is_rejected_alone(client, stint_team) -> None:  # type: ignore[no-untyped-def]
+    """PostgreSQL cannot store NUL: such an op_id is refused before it reaches the database."""
+    who, sid = stint_team["researcher"], stint_team["stint"]["id"]
+    good, bad = create_op(sid, "正常的一条"), {**create_op(sid, "op_id 里有 NUL"), "op_id": "c\u0000d"}
+    r = push(client, who, [bad, good])
+    assert r.status_code == 200, r.text
+    assert [x["status"] for x in r.json()["results"]] == ["rejected", "applied"]

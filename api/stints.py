@@ -31,7 +31,14 @@ Site = Text(300)
 Goals = Text(5000)
 
 
+# As for an observation's time (observation_schemas.EARLIEST_OBSERVED): a stint in year 1 or 9999 is
+# a typing slip, and its days' arithmetic (summaries' slack, exports) would run off the calendar.
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2199, 12, 31)
+
+
 def check_dates(start: date, end: date) -> None:
+    if not (FIRST_DAY <= start and end <= LAST_DAY):
+        raise ValueError(f"a stint's dates lie between {FIRST_DAY} and {LAST_DAY}")
     if end < start:
         raise ValueError("end_date is before start_date")
     if (end - start).days > MAX_STINT_DAYS:

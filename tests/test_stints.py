@@ -31,6 +31,20 @@ def test_dates_must_fit_the_method(client, person):
     assert backwards.status_code == 422 and "before start_date" in backwards.json()["error"]["message"]
     twelve_weeks = client.post("/api/stints", json={**STINT, "end_date": "2026-05-25"}, headers=p.headers)
     assert twelve_weeks.status_code == 201
+    # Years an observation's time can have, no others (year 1 or 9999 is a slip of the keyboard).
+    for start, end in (
+        ("0001-01-01", "0001-01-10"),
+        ("1899-12-30", "1900-01-02"),
+        ("2199-12-30", "2200-01-02"),
+    ):
+        slip = client.post(
+            "/api/stints", json={**STINT, "start_date": start, "end_date": end}, headers=p.headers
+        )
+        assert slip.status_code == 422 and "1900-01-01" in slip.json()["error"]["message"], (start, end)
+    moved = client.patch(
+        f"/api/stints/{twelve_weeks.json()['id']}", json={"start_date": "0001-05-20"}, headers=p.headers
+    )
+    assert moved.status_code == 422 and "1900-01-01" in moved.json()["error"]["message"]
 
 
 def test_bad_fields_are_422(client, person):

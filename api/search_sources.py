@@ -4,7 +4,7 @@ are filed on (insights and actions: ``api.search_debrief_sources``; how a source
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -16,7 +16,7 @@ from api.fields import blank
 from api.logday import log_day
 from api.material_tables import Material
 from api.models import DailySummary, Hypothesis, Observation, ObservationHypothesis, ObservationTag, Stint
-from api.search_docs import SearchDoc, Source, register_source
+from api.search_docs import Dependents, SearchDoc, Source, register_source
 
 BATCH = 1000
 
@@ -29,6 +29,41 @@ def uuids_of(ids: Sequence[str]) -> list[uuid.UUID]:
         except ValueError:
             continue
     return out
+
+
+def tombstoned_source(
+    doc_type: str,
+    table: Any,
+    to_docs: Callable[[Session, Sequence[Any]], list[SearchDoc]],
+    dependents: Dependents | None = None,
+) -> Source:
+    """A source for a table with a UUID ``id`` and a ``deleted_at`` tombstone."""
+
+    def load(session: Session, ids: Sequence[str]) -> Mapping[str, SearchDoc | None]:
+        rows = session.exec(
+            select(table).where(col(table.id).in_(uuids_of(ids)), col(table.deleted_at).is_(None))
+        ).all()
+        return {doc.doc_id: doc for doc in to_docs(session, rows)}
+
+    def iter_all(session: Session) -> Iterator[list[SearchDoc]]:
+        after: uuid.UUID | None = None
+        while True:
+            stmt = select(table).where(col(table.deleted_at).is_(None))
+            if after is not None:
+                stmt = stmt.where(col(table.id) > after)
+            rows = session.exec(stmt.order_by(col(table.id)).limit(BATCH)).all()
+            if not rows:
+                return
+            yield to_docs(session, rows)
+            after = rows[-1].id
+
+    def count(session: Session) -> int:
+        n: int = session.execute(
+            sa.select(sa.func.count()).select_from(table).where(col(table.deleted_at).is_(None))
+        ).scalar_one()
+        return n
+
+    return Source(doc_type, load, iter_all, count, dependents)
 
 
 def stint_timezones(session: Session, rows: Sequence[Any]) -> dict[uuid.UUID, str]:
@@ -97,35 +132,6 @@ def _observation_docs(session: Session, rows: Sequence[Observation]) -> list[Sea
     ]
 
 
-def _load_observations(session: Session, ids: Sequence[str]) -> Mapping[str, SearchDoc | None]:
-    rows = session.exec(
-        select(Observation).where(
-            col(Observation.id).in_(uuids_of(ids)), col(Observation.deleted_at).is_(None)
-        )
-    ).all()
-    return {doc.doc_id: doc for doc in _observation_docs(session, rows)}
-
-
-def _all_observations(session: Session) -> Iterator[list[SearchDoc]]:
-    after: uuid.UUID | None = None
-    while True:
-        stmt = select(Observation).where(col(Observation.deleted_at).is_(None))
-        if after is not None:
-            stmt = stmt.where(col(Observation.id) > after)
-        rows = session.exec(stmt.order_by(col(Observation.id)).limit(BATCH)).all()
-        if not rows:
-            return
-        yield _observation_docs(session, rows)
-        after = rows[-1].id
-
-
-def _count_observations(session: Session) -> int:
-    count: int = session.execute(
-        sa.select(sa.func.count()).select_from(Observation).where(col(Observation.deleted_at).is_(None))
-    ).scalar_one()
-    return count
-
-
 def _observation_materials(session: Session, ids: Sequence[str]) -> Mapping[str, set[str]]:
     """Materials attached to these observations: dated by them when they have no EXIF time."""
     found = session.execute(
@@ -188,9 +194,7 @@ def _count_summaries(session: Session) -> int:
     return count
 
 
-register_source(
-    Source("observation", _load_observations, _all_observations, _count_observations, _observation_materials)
-)
+register_source(tombstoned_source("observation", Observation, _observation_docs, _observation_materials))
 register_source(Source("day", _load_summaries, _all_summaries, _count_summaries))
 
 
@@ -301,31 +305,4 @@ def _material_docs(session: Session, rows: Sequence[Material]) -> list[SearchDoc
     return docs
 
 
-def _load_materials(session: Session, ids: Sequence[str]) -> Mapping[str, SearchDoc | None]:
-    rows = session.exec(
-        select(Material).where(col(Material.id).in_(uuids_of(ids)), col(Material.deleted_at).is_(None))
-    ).all()
-    return {doc.doc_id: doc for doc in _material_docs(session, rows)}
-
-
-def _all_materials(session: Session) -> Iterator[list[SearchDoc]]:
-    after: uuid.UUID | None = None
-    while True:
-        stmt = select(Material).where(col(Material.deleted_at).is_(None))
-        if after is not None:
-            stmt = stmt.where(col(Material.id) > after)
-        rows = session.exec(stmt.order_by(col(Material.id)).limit(BATCH)).all()
-        if not rows:
-            return
-        yield _material_docs(session, rows)
-        after = rows[-1].id
-
-
-def _count_materials(session: Session) -> int:
-    count: int = session.execute(
-        sa.select(sa.func.count()).select_from(Material).where(col(Material.deleted_at).is_(None))
-    ).scalar_one()
-    return count
-
-
-register_source(Source("material", _load_materials, _all_materials, _count_materials))
+register_source(tombstoned_source("material", Material, _material_docs))

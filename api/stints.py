@@ -37,7 +37,7 @@ FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2199, 12, 31)
 
 
 def check_dates(start: date, end: date) -> None:
-    if not (FIRST_DAY <= start and end <= LAST_DAY):
+    if start < FIRST_DAY or end > LAST_DAY:
         raise ValueError(f"a stint's dates lie between {FIRST_DAY} and {LAST_DAY}")
     if end < start:
         raise ValueError("end_date is before start_date")

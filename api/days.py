@@ -161,7 +161,8 @@ def summary_key(stint_id: uuid.UUID, author_id: uuid.UUID, day: date) -> str:
 
 
 def _slack_bounds(stint: Stint) -> tuple[date, date]:
-    """The stint's days with their slack, held at the calendar's ends: a stint may be dated year 1 or 9999."""
+    """The stint's days with their slack, held at the calendar's ends: a stint stored before stints'
+    dates were limited to 1900-2199 may be dated year 1 or 9999."""
     earliest = date.min if stint.start_date - date.min < SUMMARY_SLACK else stint.start_date - SUMMARY_SLACK
     latest = date.max if date.max - stint.end_date < SUMMARY_SLACK else stint.end_date + SUMMARY_SLACK
     return earliest, latest

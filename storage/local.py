@@ -1,6 +1,6 @@
 """Blobs as files under one root: ``<root>/ab/cd/abcd...``, written temp → fsync → rename → dir fsync.
 
-A process killed mid-write leaves at most a temp file (``.<digest>.<pid>.tmp``), never a partial blob
+A process killed mid-write leaves at most a temp file (``.<digest>.<pid>-<thread>.tmp``), never a partial blob
 under a digest's name: ``temp_files`` finds such leftovers for ``fieldbook check``, ``gc`` and the
 clean-up at ``fieldbook serve`` start."""
 
@@ -45,7 +45,8 @@ class LocalBlobStore:
             path.unlink(missing_ok=True)
             return
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{digest}.{os.getpid()}.tmp")
+        # One temp name per thread: two uploads of one photo store the same previews at once.
+        tmp = target.with_name(f".{digest}.{os.getpid()}-{threading.get_ident()}.tmp")
         try:
             os.rename(path, tmp)
         except OSError as exc:

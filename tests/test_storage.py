@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,6 +108,37 @@ def test_put_read_ranges_dedupe_delete(store: BlobStore, tmp_path: Path) -> None
         b"".join(store.read(digest))
     with pytest.raises(BlobNotFound):
         store.size(digest)
+
+
+def test_the_same_bytes_stored_at_once_by_many_threads(store: BlobStore, tmp_path: Path) -> None:
+    """Two uploads of one photo make the same previews at the same moment (seen under load: one
+    thread's temp file was renamed away under the other): each put succeeds, one blob remains."""
+    data = os.urandom(64 * 1024)
+    digest = hashlib.sha256(data).hexdigest()
+    for attempt in range(20):
+        staged = []
+        for n in range(6):
+            path = tmp_path / f"staged-{attempt}-{n}"
+            path.write_bytes(data)
+            staged.append(path)
+        start = threading.Barrier(len(staged))
+        failures: list[BaseException] = []
+
+        def put(path: Path) -> None:
+            start.wait()
+            try:
+                store.put_file(path, digest)
+            except BaseException as exc:  # collected for the assertion below
+                failures.append(exc)
+
+        threads = [threading.Thread(target=put, args=(path,)) for path in staged]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failures == [], failures
+        assert b"".join(store.read(digest)) == data
+        store.delete(digest)
 
 
 def test_probe_leaves_nothing(store: BlobStore, tmp_path: Path) -> None:

@@ -21,11 +21,17 @@ _MAX_DIGITS = 18
 
 
 def header_number(value: str | bytes | None) -> int | None:
-    """A header of ASCII digits (Content-Length, Upload-Offset...) as a number, None if it is not one.
-    One of more than 18 digits, leading zeros aside, reads as 10**18: more than anything we accept."""
+    """A header of ASCII digits (Content-Length, Upload-Offset...) as a number, None if it is not one
+    (see :func:`decimal`)."""
     if value is None or not (value.isascii() and value.isdigit()):
         return None
-    digits = (value.decode() if isinstance(value, bytes) else value).lstrip("0") or "0"
+    return decimal(value.decode() if isinstance(value, bytes) else value)
+
+
+def decimal(digits: str) -> int:
+    """ASCII digits as a number; more than 18 of them, leading zeros aside, read as 10**18: more than
+    any length or offset we accept."""
+    digits = digits.lstrip("0") or "0"
     return int(digits) if len(digits) <= _MAX_DIGITS else 10**_MAX_DIGITS
 
 

@@ -9,11 +9,10 @@ from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 
 from api.errors import AppError
+from api.middleware import decimal
 from storage import BlobNotFound, BlobStore
 
-_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
-# More digits than this is past any file we store (and int() refuses strings over 4300 digits).
-_MAX_DIGITS = 18
+_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")  # bounds of any length: see middleware.decimal
 
 
 class RangeNotSatisfiable(AppError):
@@ -35,12 +34,6 @@ def content_disposition(kind: str, filename: str) -> str:
     return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
-def _number(digits: str) -> int:
-    """A range bound; one too long to be a file offset reads as 10**18, past the end of any file."""
-    digits = digits.lstrip("0") or "0"
-    return int(digits) if len(digits) <= _MAX_DIGITS else 10**_MAX_DIGITS
-
-
 def _range(header: str | None, size: int) -> tuple[int, int] | None:
     """The one range asked for as [start, end), None for the whole file; several ranges → whole file."""
     if not header:
@@ -52,13 +45,13 @@ def _range(header: str | None, size: int) -> tuple[int, int] | None:
     if not first and not last:
         return None
     if not first:
-        length = _number(last)
+        length = decimal(last)
         if length == 0:
             raise RangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
         return max(0, size - length), size
-    start = _number(first)
-    end = min(_number(last) + 1, size) if last else size
-    if start >= size or (last and _number(last) < start):
+    start = decimal(first)
+    end = min(decimal(last) + 1, size) if last else size
+    if start >= size or (last and decimal(last) < start):
         raise RangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
     return start, end
 

@@ -118,6 +118,15 @@ def _hashes(raw_ops: list[Any]) -> tuple[list[str | None], str]:
     return [_op_hash(c) for c in canonical], hashlib.sha256(request).hexdigest()
 
 
+def _readable(text: str) -> bool:
+    """False when ``text`` holds a lone surrogate (see :func:`_op_hash`)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _unreadable() -> Invalid:
     return Invalid(
         "A text in this op holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not a character.",
@@ -207,7 +216,7 @@ def _run(
     for index, (raw, parsed_op, op_hash) in enumerate(zip(raw_ops, parsed, op_hashes, strict=True)):
         if isinstance(parsed_op, AppError):
             op_id = raw.get("op_id") if isinstance(raw, dict) else None
-            readable = isinstance(op_id, str) and (op_hash is not None or _op_hash(op_id) is not None)
+            readable = isinstance(op_id, str) and (op_hash is not None or _readable(op_id))
             results.append(_rejected(index, op_id if readable else None, parsed_op))
             continue
         assert op_hash is not None  # an op without one was refused above

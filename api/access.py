@@ -8,6 +8,8 @@ from typing import Annotated
 import sqlalchemy as sa
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Mapped
 from sqlmodel import Session, col, select
@@ -16,7 +18,10 @@ from api import security
 from api.auth import (
     CredentialsDep,
     SignedIn,
+    bearer_token,
+    credentials,
     live,
+    look_up,
     raise_not_signed_in,
     remember,
     remembered,
@@ -138,6 +143,26 @@ async def _token_checked_first(request: Request, session: SessionDep, token: Cre
     if not _well_formed(request.path_params.get("stint_id")):
         await signed_in(request, session, token)  # 401, or remembered and the usual 422 follows
     return token
+
+
+def _needs_session(dependant: Dependant) -> bool:
+    return any(d.call is credentials or _needs_session(d) for d in dependant.dependencies)
+
+
+def _session_is_live(request: Request, token: str) -> None:
+    with Session(request.app.state.read_engine) as session:
+        begin_reading(session)
+        look_up(session, token)  # 401 unless live
+
+
+async def signed_in_before_body(request: Request) -> None:
+    """For a route that needs a session: 401 (or the cookie's 403) before the 422 of a body that is
+    not JSON at all. FastAPI reads the body before any dependency runs, so without this a caller
+    without a valid session would learn what the route accepts (see _token_checked_first)."""
+    route = request.scope.get("route")
+    if isinstance(route, APIRoute) and _needs_session(route.dependant):
+        token = await credentials(request, await bearer_token(request))
+        await run_in_threadpool(_session_is_live, request, token)
 
 
 def _needs(role: Role) -> Callable[[Request, uuid.UUID, Session, str], Awaitable[StintAccess]]:

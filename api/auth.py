@@ -19,7 +19,7 @@ from api.errors import Forbidden, Invalid, NotAuthenticated, NotFound, TooManyRe
 from api.models import AuthSession, LoginThrottle, User
 
 router = APIRouter(prefix="/api", tags=["auth"])
-_bearer = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
+bearer_token = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
 SESSION_COOKIE = "fieldbook_session"
 CSRF_HEADER = "X-Fieldbook-CSRF"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -87,7 +87,7 @@ def end_sessions(session: Session, user_id: uuid.UUID, *, keep: uuid.UUID | None
     session.execute(stmt)
 
 
-async def credentials(request: Request, bearer: Annotated[str | None, Depends(_bearer)]) -> str:
+async def credentials(request: Request, bearer: Annotated[str | None, Depends(bearer_token)]) -> str:
     """The request's session token (bearer, else the cookie): 401 without one, 403 for a cookie-signed
     write without the CSRF header. No database: async, no threadpool call."""
     token = bearer or request.cookies.get(SESSION_COOKIE)

@@ -1,6 +1,7 @@
 """One error hierarchy, one JSON shape: ``{"error": {"code", "message", "details"}}``."""
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -161,18 +162,32 @@ def _first_message(details: list[dict[str, Any]]) -> str:
     return f"{where}: {msg}" if where else msg
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def _app_error_response(exc: AppError) -> JSONResponse:
+    return JSONResponse(
+        jsonable_encoder(error_body(exc.code, exc.message, exc.details)),
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+def install_error_handlers(
+    app: FastAPI, *, before_unreadable_body: Callable[[Request], Awaitable[None]] | None = None
+) -> None:
+    """``before_unreadable_body``: checks that come before a 422 for a body that is not JSON at all,
+    which FastAPI answers before any dependency runs (authentication, see api/access.py)."""
+
     @app.exception_handler(AppError)
     async def app_error(_request: Request, exc: AppError) -> JSONResponse:
-        return JSONResponse(
-            jsonable_encoder(error_body(exc.code, exc.message, exc.details)),
-            status_code=exc.status_code,
-            headers=exc.headers,
-        )
+        return _app_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = _validation_details(exc)
+        if before_unreadable_body is not None and any(d["type"] == "json_invalid" for d in details):
+            try:
+                await before_unreadable_body(request)
+            except AppError as refused:
+                return _app_error_response(refused)
         return JSONResponse(error_body("validation_error", _first_message(details), details), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)

@@ -34,6 +34,7 @@ from api import (
     tus,
     users,
 )
+from api.access import signed_in_before_body
 from api.config import Settings
 from api.db import make_engine, reading
 from api.errors import ErrorResponse, error_body, install_error_handlers
@@ -58,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.read_engine = reading(app.state.engine)
     if settings.log_json:
         configure_logging()
-    install_error_handlers(app)
+    install_error_handlers(app, before_unreadable_body=signed_in_before_body)
     app.add_middleware(
         BodyLimit,
         limit=settings.max_body_bytes,

@@ -300,9 +300,18 @@ def _apply_one(
 def run_batch(
     session: Session, user: User, raw_ops: list[Any], op_hashes: list[str | None] | None = None
 ) -> list[Result]:
-    """Apply the ops in order, in the caller's transaction."""
+    """Apply the ops in order, in the caller's transaction (a new one if none is under way)."""
     if op_hashes is None:
         op_hashes = _hashes(raw_ops)[0]
+    if not session.in_transaction():
+        # The transaction holds only the batch: should the database refuse a write, rolling it back
+        # undoes exactly what a savepoint would. On SQLite, writing inside a savepoint copies each
+        # page it first changes to a sub-journal: ~8 ms of a 1,000-op push's ~30 ms of inserts.
+        try:
+            return _run(session, user, raw_ops, op_hashes, careful=False)
+        except sa.exc.IntegrityError:
+            session.rollback()
+            return _run(session, user, raw_ops, op_hashes, careful=True)
     mark = pending_mark(session)
     attempt = session.begin_nested()
     try:

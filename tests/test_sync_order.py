@@ -143,10 +143,14 @@ def test_concurrent_writers_and_a_following_reader(app, client, stint_team):
 
 
 @pg_only
-def test_concurrent_pushes_of_the_same_record_make_one(app, client, stint_team, pause_in_commit):
+@pytest.mark.parametrize("own_transaction", [True, False], ids=["own transaction", "caller's transaction"])
+def test_concurrent_pushes_of_the_same_record_make_one(
+    app, client, stint_team, pause_in_commit, own_transaction
+):
     """Two devices push the same capture at the same moment (PostgreSQL: the second insert waits for
     the first, then fails): the second batch is re-run op by op and answers duplicate; its other ops
-    still apply."""
+    still apply. The batch runs in a transaction of its own (as the push route runs it: rolled back
+    whole) or in one the caller began (rolled back to a savepoint)."""
     from api.models import Observation, User
     from api.sync import run_batch
 
@@ -170,6 +174,9 @@ def test_concurrent_pushes_of_the_same_record_make_one(app, client, stint_team, 
     def device(name, ops, release=None):
         with Session(engine, expire_on_commit=False) as session:
             user = session.get(User, t["researcher"].user.id)
+            if own_transaction:
+                session.commit()
+            assert session.in_transaction() is not own_transaction
             results[name] = run_batch(session, user, ops)
             if release is not None:
                 session.info["test_pause"] = release

@@ -5,20 +5,25 @@ and ``fieldbook check`` — against a real index on disk and the real indexer th
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from sqlmodel import Session
 from typer.testing import CliRunner
 
+from api import migrations, search_indexer
 from api.cli import app as cli_app
+from api.db import make_engine
 from api.main import create_app
 from api.models import Observation
 from api.search_analysis import clause_parts, snippet
-from api.search_docs import SearchTask
-from api.search_indexer import check, indexer_lock
+from api.search_docs import SearchTask, record_index_tasks
+from api.search_index import IndexStore
+from api.search_indexer import Indexer, check, indexer_lock
 from api.search_query import QueryError, parse_query
 from tests.conftest import STINT
 
@@ -582,6 +587,34 @@ def test_two_workers_share_one_index(client, stint_team, app, settings):
             assert ids(res) == set(made)
     second.state.engine.dispose()
     assert check(app.state.search_store, app.state.engine).ok
+
+
+def test_a_busy_round_paces_every_workers_indexer(tmp_path, monkeypatch):
+    """Under a stream of writes rounds are paced for the index, not per worker process: after one
+    indexer's busy round every indexer of that data directory waits; a small round holds no one off."""
+    monkeypatch.setattr(search_indexer, "BUSY_TASKS", 3)
+    monkeypatch.setattr(search_indexer, "BUSY_ROUND_SECONDS", 60.0)  # however slow the round itself
+    engine = make_engine(f"sqlite:///{tmp_path / 'fieldbook.db'}")
+    migrations.upgrade(engine)
+    store = IndexStore(tmp_path / "search")
+    first, second = Indexer(store, engine), Indexer(store, engine)  # two workers' (threads not started)
+
+    def queue(count: int) -> None:
+        with Session(engine) as session:
+            record_index_tasks(session, "observation", [uuid.uuid4() for _ in range(count)])
+            session.commit()
+
+    try:
+        first.cycle()  # builds the (empty) index
+        queue(2)
+        assert first.cycle() == 2
+        assert second.held_off() == 0.0
+        queue(3)
+        assert first.cycle() == 3
+        assert 0.0 < second.held_off() <= 60.0
+        assert 0.0 < first.held_off() <= 60.0
+    finally:
+        engine.dispose()
 
 
 def test_materials_insights_and_actions_are_found(client, stint_team, app):

@@ -1,7 +1,7 @@
 """Engine and session: one place that knows how we talk to SQLite and PostgreSQL."""
 
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -91,6 +91,53 @@ def insert_many(session: OrmSession, table: sa.Table, rows: Sequence[Mapping[str
             columns.append(list(map(convert, values)))
     params = list(zip(*columns, strict=True))
     connection.exec_driver_sql(statement.sql, params)
+
+
+def existing(
+    session: OrmSession,
+    column: sa.Column[Any],
+    values: Collection[Any],
+    where: Mapping[str, Any] | None = None,
+) -> set[Any]:
+    """Those of ``values`` that ``column`` holds (in rows whose columns equal ``where``'s values).
+
+    As insert_many, on SQLite through the driver: SQLAlchemy renders and converts a 1,000-value IN
+    list in Python, ~2 ms per such select of a sync push (the answer is usually "none": new ids)."""
+    if not values:
+        return set()
+    where = where or {}
+    table = column.table
+    if session.autoflush:
+        session.flush()  # as a query through the session would
+    connection = session.connection()
+    dialect = connection.dialect
+    if dialect.name != "sqlite":
+        equal = [table.c[name] == value for name, value in where.items()]
+        return set(connection.execute(sa.select(column).where(column.in_(values), *equal)).scalars())
+
+    def converted(col: sa.Column[Any], items: Iterable[Any]) -> list[Any]:
+        convert = col.type.dialect_impl(dialect).bind_processor(dialect)
+        return list(items) if convert is None else list(map(convert, items))
+
+    quote = dialect.identifier_preparer.quote
+    fixed = [f"{quote(name)} = ?" for name in where]
+    fixed_params = [converted(table.c[name], [value])[0] for name, value in where.items()]
+    read = column.type.dialect_impl(dialect).result_processor(dialect, None)
+    found: set[Any] = set()
+    params = converted(column, values)
+    for start in range(0, len(params), _IN_CHUNK):
+        chunk = params[start : start + _IN_CHUNK]
+        conditions = " AND ".join([*fixed, f"{quote(column.name)} IN ({', '.join('?' * len(chunk))})"])
+        rows = connection.exec_driver_sql(
+            # Names from the table's own metadata, quoted; every value is bound.
+            f"SELECT {quote(column.name)} FROM {quote(table.name)} WHERE {conditions}",  # noqa: S608
+            (*fixed_params, *chunk),
+        )
+        found.update(row[0] if read is None else read(row[0]) for row in rows)
+    return found
+
+
+_IN_CHUNK = 5000  # SQLite takes up to 32,766 parameters a statement
 
 
 @dataclass(frozen=True)

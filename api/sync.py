@@ -28,7 +28,7 @@ import api.models  # noqa: F401  (sets the constraint naming convention before t
 from api import idempotency
 from api.auth import CurrentUser
 from api.changelog import pending_mark, pending_restore, purge_tombstones
-from api.db import SessionDep, UTCDateTime, insert_many, utcnow
+from api.db import SessionDep, UTCDateTime, existing, insert_many, utcnow
 from api.errors import AppError, Invalid, responses
 from api.models import User
 from api.sync_batch import Batch, FieldChange, OpIn, OpType, Outcome, invalid
@@ -196,12 +196,14 @@ def _run(
         for op, op_hash in zip(_parse(raw_ops), op_hashes, strict=True)
     ]
     ops = [op for op in parsed if isinstance(op, OpIn)]
-    done = {
-        r.op_id: _Done(r.op_hash, r.status, r.version, r.deleted)
-        for r in session.exec(
-            select(SyncOp).where(SyncOp.user_id == user.id, col(SyncOp.op_id).in_({op.op_id for op in ops}))
-        )
-    }
+    # Which op ids were seen first (a new batch's: none), then only those loaded.
+    seen = existing(session, _SYNC_OP.c.op_id, {op.op_id for op in ops}, {"user_id": user.id})
+    query = select(SyncOp).where(SyncOp.user_id == user.id, col(SyncOp.op_id).in_(seen))
+    done = (
+        {r.op_id: _Done(r.op_hash, r.status, r.version, r.deleted) for r in session.exec(query)}
+        if seen
+        else {}
+    )
     batch = Batch(session=session, user=user, now=utcnow(), careful=careful)
     ids = set()
     for op in ops:

@@ -8,13 +8,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal, TypeVar
 
+import sqlalchemy as sa
 from pydantic import BaseModel, Field, ValidationError
 from sqlmodel import Session, col, select
 
 from api.access import StintAccess, stint_access
+from api.db import existing
 from api.errors import Invalid, NotFound
 from api.models import Hypothesis, Observation, User
 from api.observation_writes import NewObservation, insert_observations
+
+_OBSERVATION: sa.Table = Observation.__table__  # type: ignore[attr-defined]
 
 
 class OpType(StrEnum):
@@ -93,7 +97,10 @@ class Batch:
         ids = ids - self.observations.keys()
         if not ids:
             return
-        found = {o.id: o for o in self.session.exec(select(Observation).where(col(Observation.id).in_(ids)))}
+        # Which exist first (a push's creates: none), then only those loaded.
+        there = existing(self.session, _OBSERVATION.c.id, ids)
+        query = select(Observation).where(col(Observation.id).in_(there))
+        found = {o.id: o for o in self.session.exec(query)} if there else {}
         for i in ids:
             self.observations[i] = found.get(i)
 

@@ -40,7 +40,7 @@ from api.observation_schemas import (
     ObservationOut,
     ObservationPage,
     ObservationUpdate,
-    observation_out,
+    new_observation_out,
     observations_out,
 )
 from api.observation_writes import (
@@ -121,7 +121,7 @@ def create_observation(body: ObservationCreate, session: SessionDep, access: Sti
     else:
         # Answered from what was just inserted, not read back: the same values, and three
         # queries in a transaction of their own cost a capture request more than its INSERTs.
-        created = observation_out(new.row, access.user.name, new.tags, new.links)
+        created = new_observation_out(new.values, access.user.name, new.tags, new.links)
         return _answer(created, 201, {"Location": f"/api/observations/{obs_id}"})
     if not same_create(existing, access.stint.id, access.user.id, body):
         raise Conflict(

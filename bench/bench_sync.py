@@ -12,17 +12,22 @@ was ~10 ms of the figure) and one event loop thread serves the whole run, as in 
 otherwise starts a thread and a loop per request).
 
 Where the SQLite push's time goes (issue #5; the route called in process with timers around its
-parts, GC frozen, Nov 2026, on a machine shared with other jobs, so each figure swings +-30 %): the
-route is ~150-200 ms. Its driver calls: executemany into five tables ~45 ms, the batch's COMMIT
-~23 ms (both paid by the baseline too), the Idempotency-Key's claim ~3 ms of which its own fsync'd
-COMMIT is ~0.8 ms (not the ~11 ms once assumed: making it non-durable would save about a millisecond
-and risks a checkpoint without fsync, so it stays FULL), a dozen SELECTs ~5 ms. The rest is Python,
-spread thin, ~3-20 us per op each: ObservationCreate validation, the create's fingerprint (canonical
-JSON + SHA-256, stored: its bytes cannot change), the ops' hashes (likewise stored), OpIn validation,
-building and converting the rows for insert_many, the change log and index task rows, the answer.
-The target (<= 3 x the driver's executemany) is not met on SQLite (4-5 x in these runs): meeting
-it needs the per-op Python near ~50 us, against ~100 us now. (Foreign keys, on in the app and off in
-the baseline's connection, made no measurable difference to the executemany.)"""
+parts, GC frozen, 24 Nov 2026, on a machine shared with other jobs, so each figure swings +-30 %):
+the push is ~130-160 ms, ~10 ms of it before the route (reading the JSON body, the session check).
+Its driver calls: executemany into five tables ~30-40 ms and the batch's COMMIT ~10-15 ms (both
+paid by the baseline too), the Idempotency-Key's claim ~3 ms of which its own fsync'd COMMIT is
+~0.8 ms (not the ~11 ms once assumed: making it non-durable would save about a millisecond and
+risks a checkpoint without fsync, so it stays FULL), the checks for op ids and records already
+there ~3 ms. The batch runs in a transaction of its own, not in a savepoint: on SQLite a
+savepoint's sub-journal cost ~8 ms of those inserts. The rest, ~80 ms, is Python, spread thin,
+~1-20 us per op each: ObservationCreate validation ~10 ms, the create's fingerprint (canonical
+JSON + SHA-256, stored: its bytes cannot change) and the rest of the row ~17 ms, the ops' canonical
+JSON and hashes ~9 ms (likewise stored), OpIn validation ~4 ms, converting the rows for
+insert_many, the change log and index task rows, encoding the answer ~4 ms. The target (<= 3 x
+the driver's executemany) is not met on SQLite: 3.2-4.6 x in interleaved runs (4.2-4.8 x before
+the savepoint went); meeting it needs the per-op Python near ~55 us, against ~80 us now. (Foreign
+keys, on in the app and off in the baseline's connection, made no measurable difference to the
+executemany; nor did the order of the baseline's rows, sorted or as the push wrote them.)"""
 
 import contextlib
 import gc

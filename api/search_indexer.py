@@ -164,12 +164,14 @@ class Indexer:
 
     def held_off(self) -> float:
         """Seconds until the next round may start: what is left of BUSY_ROUND_SECONDS after the
-        latest busy round of any process (at most that, should the clock step back)."""
+        latest busy round of any process. A stamp in the future (the clock stepped back) holds no
+        one off: it would for as long as the step."""
         try:
             last = self._busy_stamp.stat().st_mtime
         except OSError:
             return 0.0
-        return min(max(last + BUSY_ROUND_SECONDS - time.time(), 0.0), BUSY_ROUND_SECONDS)
+        left = last + BUSY_ROUND_SECONDS - time.time()
+        return left if 0.0 < left <= BUSY_ROUND_SECONDS else 0.0
 
     # work, with the lock held
 

@@ -2,6 +2,7 @@
 language, freshness after writes, reindex while searching, recovery of a lost or corrupt index,
 and ``fieldbook check`` — against a real index on disk and the real indexer thread."""
 
+import os
 import shutil
 import threading
 import time
@@ -613,6 +614,10 @@ def test_a_busy_round_paces_every_workers_indexer(tmp_path, monkeypatch):
         assert first.cycle() == 3
         assert 0.0 < second.held_off() <= 60.0
         assert 0.0 < first.held_off() <= 60.0
+        stamp = store.lock_path.with_name("busy-round")
+        later = time.time() + 3600  # a stamp from before the clock stepped back an hour
+        os.utime(stamp, (later, later))
+        assert second.held_off() == 0.0
     finally:
         engine.dispose()
 

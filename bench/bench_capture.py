@@ -56,6 +56,10 @@ The kernel often hands all 8 connections to one worker (then the other only inde
 load is split use more CPU per create (two event loops, writers queueing across processes), one more
 reason to compare A/B pairs rather than single runs. The whole bench on that machine: echo 214-226/s
 at 0.8-1.0 ms, ours 93-98/s at 7.3-7.6 ms (the ratio, 0.43, flatters us: the load held echo down).
+Later, on a quieter machine (load ~2.5), with the observation routes matched first as well (~65 us
+of route matching less, timeit): A/B 6.10 / 6.05 / 6.70 -> 4.97 / 6.42 / 6.67 ms per create, 164 /
+165 / 148 -> 249 / 194 / 184 creates/s; the whole bench: echo 711-736/s at 0.6 ms, ours 129-152/s
+at 6.4-7.6 ms, ratio 0.21 (0.26 the day before: within the swings).
 
 The target (>= 0.5 x echo) is not met: the bare app with one durable INSERT uses ~0.6-1.0 ms of CPU
 per create and ours 4.5-8 ms; at half the echo rate on two shared cores we would need ~2 ms. No one

@@ -139,10 +139,6 @@ class NewObservation:
         obs_id: uuid.UUID = self.values["id"]
         return obs_id
 
-    @property
-    def row(self) -> Observation:
-        return Observation(**self.values)
-
 
 def new_observation(
     stint: Stint, author_id: uuid.UUID, body: ObservationCreate, obs_id: uuid.UUID, now: datetime

@@ -29,7 +29,7 @@ def _write(engine, stint_id, author_id, text, *, slow: threading.Event | None = 
         if slow is not None:
             session.info["test_pause"] = slow
         session.commit()
-        return new.row.id
+        return new.id
 
 
 def _follow(client, who, since):
@@ -122,7 +122,7 @@ def test_concurrent_writers_and_a_following_reader(app, client, stint_team):
                     time.sleep(rng.random() * 0.01)  # commit order differs from start order
                     session.commit()
                 with lock:
-                    written.append(new.row.id)
+                    written.append(new.id)
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 

@@ -5,7 +5,11 @@ the batch's task rows)."""
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from whoosh.codec.whoosh3 import W3Codec
+
+import api.search_index
 from api.search_docs import SearchDoc
 from api.search_index import IndexStore
 
@@ -54,3 +58,50 @@ def test_deletes_and_upserts_in_one_batch(tmp_path: Path) -> None:
     store.apply([_doc("a", "便利贴"), _doc("b", "对账")], [])
     store.apply([_doc("c", "打印表格")], ["observation:a", "observation:missing"])
     assert set(_indexed(store)) == {"observation:b", "observation:c"}
+
+
+def _contents(store: IndexStore) -> dict[str, Any]:
+    """Everything a search reads: each term's statistics and postings, each document's length."""
+    ix = store.open_for_write()
+    try:
+        with ix.reader() as reader:
+            terms = {}
+            for field, text in reader.all_terms():
+                info = reader.term_info(field, text)
+                matcher = reader.postings(field, text)
+                postings = []
+                while matcher.is_active():
+                    postings.append((matcher.id(), matcher.weight(), matcher.value()))
+                    matcher.next()
+                stats = (info.doc_frequency(), info.weight(), info.min_length(), info.max_length())
+                terms[(field, text)] = (stats, info.max_weight(), postings)
+            lengths = [reader.doc_field_length(n, "text") for n in range(reader.doc_count_all())]
+            segments = [segment.doc_count_all() for segment in ix._segments()]
+            return {"terms": terms, "lengths": lengths, "segments": segments}
+    finally:
+        ix.close()
+
+
+def test_the_writers_codec_writes_what_whooshs_own_writes(tmp_path: Path, monkeypatch: Any) -> None:
+    """Our writers read a new segment's field lengths once per document, not once per posting: the
+    index they write (a build, then small batches that Whoosh merges) reads back the same."""
+    words = ["调度员", "手工排班", "Excel", "司机", "排队领单", "月底对账", "打印", "表格", "系统慢", "补录"]
+
+    def docs(start: int, count: int) -> list[SearchDoc]:
+        return [
+            _doc(f"d{n}", " ".join(words[(n * k) % len(words)] for k in range(1, 2 + n % 9)))
+            for n in range(start, start + count)
+        ]
+
+    def write(root: Path) -> dict[str, Any]:
+        store = IndexStore(root / "search")
+        store.swap(store.build([docs(0, 200)]))
+        for n in range(12):  # past four small segments Whoosh merges them at commit
+            store.apply(docs(200 + 3 * n, 3), [f"d{n * 7}"])
+        return _contents(store)
+
+    ours = write(tmp_path / "ours")
+    monkeypatch.setattr(api.search_index, "_WriteCodec", W3Codec)
+    whooshs = write(tmp_path / "whoosh")
+    assert len(ours["segments"]) < 13  # merges happened
+    assert ours["terms"] and ours == whooshs

@@ -9,6 +9,7 @@ from enum import Enum
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from api.changelog import ChangeType, record_change
@@ -176,6 +177,29 @@ def insert_observations(session: Session, items: Sequence[NewObservation]) -> No
     if not items:
         return
     insert_many(session, Observation.__table__, [item.values for item in items])  # type: ignore[attr-defined]
+    _insert_belongings(session, items)
+
+
+def insert_observation_unless_taken(session: Session, item: NewObservation) -> bool:
+    """Insert one new observation as :func:`insert_observations` does, unless its id is taken:
+    then nothing is written and the answer is False. A retried create is the usual case, and
+    ON CONFLICT meets it without an error (PostgreSQL logs every unique violation)."""
+    table: sa.Table = Observation.__table__  # type: ignore[attr-defined]
+    taken = [table.c.id]
+    statement = (
+        sqlite.insert(table).on_conflict_do_nothing(index_elements=taken).returning(table.c.id)
+        if session.get_bind().dialect.name == "sqlite"
+        else postgresql.insert(table).on_conflict_do_nothing(index_elements=taken).returning(table.c.id)
+    )
+    # RETURNING, not rowcount: psycopg's is -1 for an INSERT through SQLAlchemy.
+    if session.execute(statement, item.values).first() is None:
+        return False
+    _insert_belongings(session, [item])
+    return True
+
+
+def _insert_belongings(session: Session, items: Sequence[NewObservation]) -> None:
+    """The rows that come with new observations: tags, links, the change log, index tasks."""
     tags = [{"observation_id": item.id, "tag": tag} for item in items for tag in item.tags]
     insert_many(session, ObservationTag.__table__, tags)  # type: ignore[attr-defined]
     links = [

@@ -45,7 +45,7 @@ from api.observation_schemas import (
 )
 from api.observation_writes import (
     apply_update,
-    insert_observations,
+    insert_observation_unless_taken,
     new_observation,
     same_create,
     usable_links,
@@ -105,25 +105,26 @@ def create_observation(body: ObservationCreate, session: SessionDep, access: Sti
     """Add an observation to the log. Send your own `id`: the same id and body again answers 200
     and saves nothing new; the same id with another body is 409."""
     obs_id = body.id or uuid.uuid4()
-    # No existence check first: the INSERT meets an id already taken (a retry, or a concurrent
-    # create of the same id) as an IntegrityError, and the write transaction is only its INSERTs.
+    # No existence check first: the INSERT skips an id already taken (a retry, or a concurrent
+    # create of the same id), and the write transaction is only its INSERTs.
     new = new_observation(access.stint, access.user.id, body, obs_id, utcnow())
     try:
         new.links = usable_links(session, access.stint.id, new.links)
-        insert_observations(session, [new])
-        session.commit()
-    except (sa.exc.IntegrityError, Invalid):
+    except Invalid:
         session.rollback()
-        # A retry answers as before: 200 or 409 for a taken id, whatever its links are now.
-        existing = session.get(Observation, obs_id)
-        if existing is None:
+        # A retry answers as before, 200 or 409, whatever its links are now.
+        if (existing := session.get(Observation, obs_id)) is None:
             raise
     else:
-        # Answered from what was just inserted, not read back: the same values, and three
-        # queries in a transaction of their own cost a capture request more than its INSERTs.
-        created = new_observation_out(new.values, access.user.name, new.tags, new.links)
-        return _answer(created, 201, {"Location": f"/api/observations/{obs_id}"})
-    if not same_create(existing, access.stint.id, access.user.id, body):
+        if insert_observation_unless_taken(session, new):
+            session.commit()
+            # Answered from what was just inserted, not read back: the same values, and three
+            # queries in a transaction of their own cost a capture request more than its INSERTs.
+            created = new_observation_out(new.values, access.user.name, new.tags, new.links)
+            return _answer(created, 201, {"Location": f"/api/observations/{obs_id}"})
+        # Taken: by a committed row (on PostgreSQL the INSERT waited for a concurrent one).
+        existing = session.get(Observation, obs_id)
+    if existing is None or not same_create(existing, access.stint.id, access.user.id, body):
         raise Conflict(
             "An observation with this id already exists with other content.",
             code="id_conflict",

@@ -74,3 +74,23 @@ def test_a_deleted_stint_is_404_to_its_members(client, stint_team):
     assert client.delete(f"/api/stints/{sid}", headers=t["manager"].headers).status_code == 204
     r = post(client, sid, t["researcher"].headers, **OBS)
     assert r.status_code == 404 and r.json()["error"]["code"] == "stint_not_found"
+
+
+def test_a_retry_meets_its_taken_id_without_a_database_error(client, stint_team, app):
+    # PostgreSQL logs every unique violation: a retry (the phone's usual case) must not cause one.
+    t = stint_team
+    sid, h = t["stint"]["id"], t["researcher"].headers
+    oid = str(uuid.uuid4())
+    assert post(client, sid, h, id=oid, **OBS).status_code == 201
+    errors: list[BaseException] = []
+
+    def failed(context: sa.engine.ExceptionContext) -> None:
+        errors.append(context.original_exception)
+
+    sa.event.listen(app.state.engine, "handle_error", failed)
+    try:
+        assert post(client, sid, h, id=oid, **OBS).status_code == 200
+        assert post(client, sid, h, id=oid, **{**OBS, "text": "另一段话"}).status_code == 409
+    finally:
+        sa.event.remove(app.state.engine, "handle_error", failed)
+    assert errors == []

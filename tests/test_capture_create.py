@@ -2,6 +2,7 @@
 first could differ from the checks they replaced (api/access.py, api/observations.py)."""
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -94,3 +95,16 @@ def test_a_retry_meets_its_taken_id_without_a_database_error(client, stint_team,
     finally:
         sa.event.remove(app.state.engine, "handle_error", failed)
     assert errors == []
+
+
+def test_the_same_create_sent_at_once_from_many_threads_saves_one_observation(client, stint_team, db):
+    # On PostgreSQL the INSERTs run side by side: ON CONFLICT waits for the first and skips.
+    t = stint_team
+    sid, h = t["stint"]["id"], t["researcher"].headers
+    oid = str(uuid.uuid4())
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: post(client, sid, h, id=oid, **OBS), range(8)))
+    assert sorted(r.status_code for r in answers) == [200] * 7 + [201]
+    assert len({r.json()["received_at"] for r in answers}) == 1
+    listed = client.get(f"/api/stints/{sid}/observations", headers=h).json()["items"]
+    assert [o["id"] for o in listed] == [oid]

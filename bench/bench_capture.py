@@ -65,7 +65,23 @@ The target (>= 0.5 x echo) is not met: the bare app with one durable INSERT uses
 per create and ours 4.5-8 ms; at half the echo rate on two shared cores we would need ~2 ms. No one
 part is worth more than ~1 ms, so the gap is the sum of a real product path (token and role checks
 against the database on every request, four INSERTs with the change log and index task, the
-SQLite writer gate, a search index kept within a second), not a single hot spot."""
+SQLite writer gate, a search index kept within a second), not a single hot spot.
+
+25 Nov 2026, a faster machine (echo 1,180-1,590/s at ~0.3 ms; ours 210-440/s at 2.5-4.6 ms, ratio
+0.16-0.32, swinging with other load). Taking the write apart, the same server with parts switched off
+by a temporary flag, interleaved, two rounds (ms of server CPU per create, creates/s):
+- no write at all (sign-in, role, validation, the answer): 1.13-1.22 ms, 707-731/s (0.44-0.57 x echo
+  in other runs);
+- the write without its index task (the INSERTs, the writer gate, the fsync'd COMMIT): +1.3-1.5 ms,
+  356-441/s. Single-threaded the write takes ~0.8 ms of wall time, ~0.35 ms of it the COMMIT's
+  fsync: writers are serialised, so ~1,250 writes/s at best, and under load GIL waits stretch each
+  gate hold to 1.1-2.6 ms (mean, instrumented): the writes' queue, not the CPU, sets the rate;
+- indexing: +1.1-1.6 ms (Whoosh's bulk rate in bench_search is ~0.8 ms per document).
+Half the echo rate on two cores shared with the client needs ~2 ms per create in all: the request
+path with no write plus Whoosh's bulk indexing cost alone come to ~1.9-2.0 ms. The next steps, none
+enough alone: group commit (one transaction for the creates waiting at the gate, which would lift
+the writes' queue limit and share the COMMIT), and the indexer in a process of its own (off the
+workers' GIL)."""
 
 import asyncio
 import itertools

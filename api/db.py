@@ -81,6 +81,9 @@ def insert_many(session: OrmSession, table: sa.Table, rows: Sequence[Mapping[str
         values = [row[key] for row in rows]
         if convert is None:
             columns.append(values)
+        elif repeats == "shared" and values[0] == values[-1] and values.count(values[0]) == len(values):
+            # One value in every row (usually the same object: count compares identities first, in C).
+            columns.append([convert(values[0])] * len(values))
         elif repeats == "always" or (repeats == "shared" and values[0] == values[-1]):
             # Values the rows share (a push stamps its rows with one "now", one stint, one author;
             # its notes fall on a few days) are converted once; a column of ids, each row's own, is

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from api.access import StintAccess, stint_access
 from api.db import existing
 from api.errors import Invalid, NotFound
-from api.models import Hypothesis, Observation, User
+from api.models import Hypothesis, Observation, Role, User
 from api.observation_writes import NewObservation, insert_observations
 
 _OBSERVATION: sa.Table = Observation.__table__  # type: ignore[attr-defined]
@@ -79,6 +79,11 @@ class Batch:
     _creates: dict[uuid.UUID, NewObservation] = field(default_factory=dict)
     _stint_ids: dict[str, uuid.UUID] = field(default_factory=dict)
     _uuids: dict[str, uuid.UUID] = field(default_factory=dict)
+    _writable: dict[uuid.UUID, StintAccess] = field(default_factory=dict)
+    user_id: uuid.UUID = field(init=False)  # the user's, read once (an ORM attribute is a Python call)
+
+    def __post_init__(self) -> None:
+        self.user_id = self.user.id
 
     def record_id(self, value: str, what: str) -> uuid.UUID:
         """A record's id as a UUID, parsed once per batch (the preload and the op's handler both ask)."""
@@ -99,13 +104,14 @@ class Batch:
             return
         # Which exist first (a push's creates: none), then only those loaded.
         there = existing(self.session, _OBSERVATION.c.id, ids)
-        query = select(Observation).where(col(Observation.id).in_(there))
-        found = {o.id: o for o in self.session.exec(query)} if there else {}
-        for i in ids:
-            self.observations[i] = found.get(i)
+        # None for each, then those found (dict.fromkeys reuses the set's hashes).
+        self.observations.update(dict.fromkeys(ids))
+        if there:
+            query = select(Observation).where(col(Observation.id).in_(there))
+            self.observations.update({o.id: o for o in self.session.exec(query)})
 
     def observation(self, obs_id: uuid.UUID) -> Observation | None:
-        if obs_id in self._creates:
+        if self._creates and obs_id in self._creates:
             self.flush()
         if obs_id not in self.observations:
             self.preload({obs_id})
@@ -122,6 +128,14 @@ class Batch:
             raise NotFound("No such stint.", code="stint_not_found")
         return found
 
+    def writable(self, stint_id: uuid.UUID) -> StintAccess:
+        """As :meth:`access`, for a researcher or more (asked once per stint, not once per create)."""
+        if (found := self._writable.get(stint_id)) is None:
+            found = self.access(stint_id)
+            found.require(Role.researcher)
+            self._writable[stint_id] = found
+        return found
+
     def hypotheses(self, stint_id: uuid.UUID) -> set[uuid.UUID]:
         if stint_id not in self._hypotheses:
             self._hypotheses[stint_id] = set(
@@ -133,8 +147,8 @@ class Batch:
             )
         return self._hypotheses[stint_id]
 
-    def create(self, new: NewObservation) -> None:
-        self._creates[new.id] = new
+    def create(self, obs_id: uuid.UUID, new: NewObservation) -> None:
+        self._creates[obs_id] = new
         if self.careful:
             self.flush()
 
@@ -142,10 +156,10 @@ class Batch:
         """Insert the creates collected so far."""
         if not self._creates:
             return
-        creates, self._creates = list(self._creates.values()), {}
+        ids, creates, self._creates = list(self._creates), list(self._creates.values()), {}
         insert_observations(self.session, creates)
-        for new in creates:
-            self.observations.pop(new.id, None)
+        for obs_id in ids:  # read again when asked for
+            self.observations.pop(obs_id, None)
 
 
 def uuid_of(value: str, what: str) -> uuid.UUID:

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from api.access import StintAccess, StintDep, StintWriter, stint_access
 from api.auth import CurrentUser
+from api.create_group import create_group
 from api.db import SessionDep, begin_reading, end_reads, utcnow
 from api.errors import (
     BadRequest,
@@ -108,22 +109,31 @@ def create_observation(body: ObservationCreate, session: SessionDep, access: Sti
     # No existence check first: the INSERT skips an id already taken (a retry, or a concurrent
     # create of the same id), and the write transaction is only its INSERTs.
     new = new_observation(access.stint, access.user.id, body, obs_id, utcnow())
+    group = create_group(session.get_bind())  # SQLite: creates waiting to write share a COMMIT
+    invalid: Invalid | None = None
     try:
-        new.links = usable_links(session, access.stint.id, new.links)
-    except Invalid:
+        if group is None:
+            new.links = usable_links(session, access.stint.id, new.links)
+            if inserted := insert_observation_unless_taken(session, new):
+                session.commit()
+        else:
+            begin_reading(session)  # the links are read without the write lock
+            new.links = usable_links(session, access.stint.id, new.links)
+            end_reads(session)
+            inserted = group.write(new)
+    except Invalid as exc:
         session.rollback()
-        # A retry answers as before, 200 or 409, whatever its links are now.
-        if (existing := session.get(Observation, obs_id)) is None:
-            raise
-    else:
-        if insert_observation_unless_taken(session, new):
-            session.commit()
-            # Answered from what was just inserted, not read back: the same values, and three
-            # queries in a transaction of their own cost a capture request more than its INSERTs.
-            created = new_observation_out(new.values, access.user.name, new.tags, new.links)
-            return _answer(created, 201, {"Location": f"/api/observations/{obs_id}"})
-        # Taken: by a committed row (on PostgreSQL the INSERT waited for a concurrent one).
-        existing = session.get(Observation, obs_id)
+        inserted, invalid = False, exc  # a retry answers as before, whatever its links are now
+    if inserted:
+        # Answered from what was just inserted, not read back: the same values, and three
+        # queries in a transaction of their own cost a capture request more than its INSERTs.
+        created = new_observation_out(new.values, access.user.name, new.tags, new.links)
+        return _answer(created, 201, {"Location": f"/api/observations/{obs_id}"})
+    # Taken, by a committed row (on PostgreSQL the INSERT waited for a concurrent one), or refused.
+    begin_reading(session)
+    existing = session.get(Observation, obs_id)
+    if existing is None and invalid is not None:
+        raise invalid
     if existing is None or not same_create(existing, access.stint.id, access.user.id, body):
         raise Conflict(
             "An observation with this id already exists with other content.",

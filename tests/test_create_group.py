@@ -1,0 +1,136 @@
+"""Group commit of observation creates on SQLite (api/create_group.py): the creates that wait while
+another is written share one transaction, and each still gets its own answer."""
+
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from api.create_group import CreateGroup, create_group
+from api.db import make_engine, utcnow
+from api.models import Observation, ObservationTag, Stint
+from api.observation_schemas import ObservationCreate
+from api.observation_writes import NewObservation, new_observation
+from tests.conftest import STINT
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("group commit is SQLite's: PostgreSQL commits concurrent transactions side by side")
+    engine = make_engine(database_url)  # not the app's: its indexer thread commits on that one
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def make(client, person, engine) -> Callable[..., NewObservation]:  # type: ignore[no-untyped-def]
+    author = person("李研究员")
+    stint_id = client.post("/api/stints", json=STINT, headers=author.headers).json()["id"]
+    with Session(engine, expire_on_commit=False) as session:
+        stint = session.get(Stint, uuid.UUID(stint_id))
+        session.commit()
+    assert stint is not None
+
+    def new(text: str, obs_id: uuid.UUID | None = None) -> NewObservation:
+        body = ObservationCreate(text=text, tags=["排队"])
+        return new_observation(stint, author.user.id, body, obs_id or uuid.uuid4(), utcnow())
+
+    return new
+
+
+def _wait_for(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def _batched(
+    engine: sa.Engine, group: CreateGroup, first: NewObservation, rest: list[NewObservation]
+) -> tuple[dict[uuid.UUID | int, Any], int]:
+    """``first`` written alone while another connection holds the write lock, ``rest`` queued
+    meanwhile (so written together after it); each one's answer or exception, and the COMMITs."""
+    commits = []
+    sa.event.listen(engine, "commit", lambda _conn: commits.append(1))
+    answers: dict[uuid.UUID | int, Any] = {}
+
+    def write(key: uuid.UUID | int, item: NewObservation) -> None:
+        try:
+            answers[key] = group.write(item)
+        except Exception as exc:  # the answer under test
+            answers[key] = exc
+
+    blocker = sqlite3.connect(engine.url.database or "", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    threads = [threading.Thread(target=write, args=(0, first))]
+    threads[0].start()
+    # The first is the writer and has taken its batch (itself): it waits for the lock.
+    _wait_for(lambda: group._writing and not group._waiting)
+    for n, item in enumerate(rest, start=1):
+        threads.append(threading.Thread(target=write, args=(n, item)))
+        threads[-1].start()
+    _wait_for(lambda: len(group._waiting) == len(rest))
+    blocker.execute("COMMIT")
+    blocker.close()
+    for thread in threads:
+        thread.join(30)
+    return answers, len(commits)
+
+
+def test_the_creates_that_wait_share_one_commit(engine, make, db):
+    group = CreateGroup(engine)
+    items = [make(f"司机排队 {n}") for n in range(8)]
+    answers, commits = _batched(engine, group, items[0], items[1:])
+    assert answers == dict.fromkeys(range(8), True)
+    assert commits == 2  # the first alone, then the seven that waited for it
+    ids = {item.id for item in items}
+    assert set(db.exec(select(Observation.id).where(Observation.id.in_(ids))).all()) == ids  # type: ignore[attr-defined]
+    tags = db.exec(select(ObservationTag.observation_id).where(ObservationTag.observation_id.in_(ids))).all()  # type: ignore[attr-defined]
+    assert sorted(tags) == sorted(ids)
+
+
+def test_each_create_in_a_batch_gets_its_own_answer(engine, make, db):
+    group = CreateGroup(engine)
+    taken = make("已经保存过的")
+    assert group.write(taken) is True
+    twice = uuid.uuid4()
+    stray = make("不存在的驻场")
+    stray.values["stint_id"] = uuid.uuid4()  # fails its foreign key: that create's failure only
+    rest = [make("一样的", twice), make("一样的", twice), make("已经保存过的", taken.id), stray, make("新的")]
+    answers, commits = _batched(engine, group, make("第一条"), rest)
+    assert answers[0] is True
+    assert sorted([answers[1], answers[2]]) == [False, True]  # the same id twice: written once
+    assert answers[3] is False  # taken: nothing written
+    assert isinstance(answers[4], sa.exc.IntegrityError)
+    assert answers[5] is True
+    # The batch of five failed as a whole, then each went alone (four transactions: one refused).
+    assert commits == 1 + 4
+    saved = db.exec(select(Observation.text).where(Observation.stint_id == taken.values["stint_id"])).all()
+    assert sorted(saved) == sorted(["已经保存过的", "一样的", "第一条", "新的"])
+
+
+def test_a_database_error_is_every_waiting_creates_answer(engine, make):
+    group = CreateGroup(engine)
+    sa.event.listen(engine, "begin", _fail_begin)
+    try:
+        with pytest.raises(sa.exc.OperationalError):
+            group.write(make("写不进去"))
+    finally:
+        sa.event.remove(engine, "begin", _fail_begin)
+    assert group.write(make("又能写了")) is True  # the group is not left stuck
+
+
+def _fail_begin(_conn: sa.Connection) -> None:
+    raise sa.exc.OperationalError("BEGIN IMMEDIATE", {}, sqlite3.OperationalError("database is locked"))
+
+
+def test_only_sqlite_engines_have_a_group(engine):
+    assert create_group(engine) is create_group(engine)
+    assert create_group(sa.create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")) is None

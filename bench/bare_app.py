@@ -113,6 +113,8 @@ def sqlite_app() -> FastAPI:
 def main() -> None:
     import uvicorn
 
+    from api.cli import spread_connections
+
     parser = argparse.ArgumentParser(prog="python -m bench.bare_app")
     parser.add_argument("--kind", choices=["echo", "sqlite"], required=True)
     parser.add_argument("--port", type=int, required=True)
@@ -123,6 +125,7 @@ def main() -> None:
         prepare_sqlite(args.sqlite)
         os.environ[_SQLITE_ENV] = args.sqlite  # inherited by the worker processes
     # The options of `fieldbook serve` (api/cli.py), but our JSON logging, which needs our app.
+    spread_connections()
     uvicorn.run(
         f"bench.bare_app:{args.kind}_app",
         factory=True,

@@ -63,7 +63,7 @@ def test_serve_migrates_and_tells_how_to_sign_in(tmp_path: Path):
     env = {**os.environ, "FIELDBOOK_DATA_DIR": str(tmp_path / "served")}
     env.pop("FIELDBOOK_DATABASE_URL", None)
     proc = subprocess.Popen(
-        [*FIELDBOOK, "serve", "--port", str(port)],
+        [*FIELDBOOK, "serve", "--port", str(port), "--workers", "2"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -81,11 +81,23 @@ def test_serve_migrates_and_tells_how_to_sign_in(tmp_path: Path):
             raise AssertionError("server did not answer")
         page = httpx.get(f"http://127.0.0.1:{port}/")
         assert page.status_code == 200 and "Fieldbook" in page.text
+        # The workers take turns at accepting connections (api/cli.py, spread_connections).
+        workers = [p for p in Path("/proc").glob("[0-9]*") if _parent(p) == proc.pid]
+        assert len(workers) >= 2
+        for worker in workers:
+            assert b"UV_TCP_SINGLE_ACCEPT=1" in (worker / "environ").read_bytes().split(b"\0")
     finally:
         proc.terminate()
         output = proc.communicate(timeout=15)[0]
     assert "user add" in output and "--admin" in output
     assert f"http://127.0.0.1:{port}/docs" in output
+
+
+def _parent(proc_dir: Path) -> int | None:
+    try:
+        return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None  # gone meanwhile
 
 
 def test_demo_loads_a_realistic_stint_for_the_first_admin(settings, client, person):

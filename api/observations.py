@@ -117,9 +117,10 @@ def create_observation(body: ObservationCreate, session: SessionDep, access: Sti
             if inserted := insert_observation_unless_taken(session, new):
                 session.commit()
         else:
-            begin_reading(session)  # the links are read without the write lock
-            new.links = usable_links(session, access.stint.id, new.links)
-            end_reads(session)
+            if new.links:  # read without the write lock
+                begin_reading(session)
+                new.links = usable_links(session, access.stint.id, new.links)
+                end_reads(session)
             inserted = group.write(new)
     except Invalid as exc:
         session.rollback()

@@ -1,6 +1,7 @@
 """``/readyz``: ready on a migrated database with a working blob store and search index; 503 naming
 the failing check when the schema is behind, the blob area takes no write or the index is missing."""
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -86,3 +87,10 @@ def test_not_ready_until_the_search_index_exists(app) -> None:
     # No lifespan, so no indexer has built an index yet: what a process sees before its first build.
     client = TestClient(app, raise_server_exceptions=False)
     assert _failing(client) == ["search_index"]
+
+
+def test_a_probe_writes_no_migration_log_lines(client, caplog):
+    # Probes come every few seconds: alembic's context said which dialect it uses at INFO each time.
+    caplog.set_level(logging.INFO)
+    _ready(client)
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("alembic")] == []

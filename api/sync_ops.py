@@ -334,6 +334,7 @@ HANDLERS: dict[tuple[OpType, str], Callable[[Batch, OpIn], Outcome]] = {
 
 def apply(b: Batch, op: OpIn) -> Outcome:
     """Apply one op; raises ``AppError`` when it is rejected."""
-    if op.type is not OpType.observation:
-        b.flush()  # the ops after a create see it
+    if op.type is OpType.observation:  # most ops: no (enum, str) key to hash (an enum's is in Python)
+        return observation_upsert(b, op) if op.op == "upsert" else observation_delete(b, op)
+    b.flush()  # the ops after a create see it
     return HANDLERS[(op.type, op.op)](b, op)

@@ -12,22 +12,27 @@ was ~10 ms of the figure) and one event loop thread serves the whole run, as in 
 otherwise starts a thread and a loop per request).
 
 Where the SQLite push's time goes (issue #5; the route called in process with timers around its
-parts, GC frozen, 24 Nov 2026, on a machine shared with other jobs, so each figure swings +-30 %):
-the push is ~130-160 ms, ~10 ms of it before the route (reading the JSON body, the session check).
-Its driver calls: executemany into five tables ~30-40 ms and the batch's COMMIT ~10-15 ms (both
-paid by the baseline too), the Idempotency-Key's claim ~3 ms of which its own fsync'd COMMIT is
-~0.8 ms (not the ~11 ms once assumed: making it non-durable would save about a millisecond and
-risks a checkpoint without fsync, so it stays FULL), the checks for op ids and records already
-there ~3 ms. The batch runs in a transaction of its own, not in a savepoint: on SQLite a
-savepoint's sub-journal cost ~8 ms of those inserts. The rest, ~80 ms, is Python, spread thin,
-~1-20 us per op each: ObservationCreate validation ~10 ms, the create's fingerprint (canonical
-JSON + SHA-256, stored: its bytes cannot change) and the rest of the row ~17 ms, the ops' canonical
-JSON and hashes ~9 ms (likewise stored), OpIn validation ~4 ms, converting the rows for
-insert_many, the change log and index task rows, encoding the answer ~4 ms. The target (<= 3 x
-the driver's executemany) is not met on SQLite: 3.2-4.6 x in interleaved runs (4.2-4.8 x before
-the savepoint went); meeting it needs the per-op Python near ~55 us, against ~80 us now. (Foreign
-keys, on in the app and off in the baseline's connection, made no measurable difference to the
-executemany; nor did the order of the baseline's rows, sorted or as the push wrote them.)"""
+parts, GC frozen, 25 Nov 2026, on a 2-core machine shared with other jobs, so each figure swings
++-30 %): the push is ~70-80 ms, ~5 ms of it before the route (reading and parsing the JSON body
+~2-3 ms, the session check) and ~1.5 ms after it. Its driver calls, ~21 ms: executemany into five
+tables ~16 ms and the batch's COMMIT ~4-5 ms (both paid by the baseline too; a COMMIT that crosses
+SQLite's 1,000-page auto-checkpoint takes ~14 ms instead, one push in ~3 here, hence the best of a
+few rounds), the Idempotency-Key's claim ~2.5 ms of which its own fsync'd COMMIT is ~0.5 ms (making
+it non-durable would save about that and risks a checkpoint without fsync, so it stays FULL), the
+checks for op ids and records already there ~3 ms. The batch runs in a transaction of its own, not
+in a savepoint: on SQLite a savepoint's sub-journal cost ~8 ms of those inserts. The rest, ~45 ms,
+is Python, spread thin, per op: the create's handler ~12-15 us (ObservationCreate validation ~3 us,
+new_observation ~7 us of which the fingerprint ~3 us: canonical JSON + SHA-256, stored, its bytes
+cannot change; the handler's own lookups ~2-3 us), the op's canonical JSON and hashes ~4.5 us
+(likewise stored), OpIn validation ~1-2 us, the change log's and index tasks' rows ~2 us, converting
+the rows for insert_many, encoding the answer ~1 us. The target (<= 3 x the driver's executemany)
+is met on SQLite in some runs, not reliably: 3.02-3.23 x in four interleaved runs of this bench on a
+busy machine, against 3.27-3.51 x for the code before the push's per-op costs were cut (ef7c4e3);
+<= 2.7 x needs the push near ~63 ms, ~10 ms of Python less, most of it in the create's validation,
+row and fingerprint (api/observation_schemas.py, api/observation_writes.py), shared with the REST
+create. (Foreign keys, on in the app and off in the baseline's connection, made no measurable
+difference to the executemany; nor did the order of the baseline's rows, sorted or as the push
+wrote them. The baseline's copy of the database is in WAL mode and synchronous=FULL, as the app's.)"""
 
 import contextlib
 import gc

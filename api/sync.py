@@ -165,19 +165,13 @@ def _rejected(index: int, op_id: str | None, exc: AppError) -> Result:
     return _answer(index, op_id, "rejected", error=error.model_dump(mode="json"))
 
 
+_CREATED_ANSWER = _answer(0, None, "applied", version=1, deleted=False)
+del _CREATED_ANSWER["index"], _CREATED_ANSWER["op_id"]
+
+
 def _result(index: int, op_id: str, outcome: Outcome) -> Result:
-    if outcome is CREATED:  # most of a push: the answer written out, no merging of keywords
-        return {
-            "index": index,
-            "op_id": op_id,
-            "status": "applied",
-            "version": 1,
-            "deleted": False,
-            "current": None,
-            "mine": None,
-            "changes": None,
-            "error": None,
-        }
+    if outcome is CREATED:  # most of a push: no keywords to merge
+        return {"index": index, "op_id": op_id, **_CREATED_ANSWER}
     if outcome.status == "conflict":
         return _answer(index, op_id, **outcome.model_dump(mode="json"))
     return _answer(index, op_id, outcome.status, version=outcome.version, deleted=outcome.deleted)
@@ -217,14 +211,10 @@ def _run(
     # the row it was recorded with (op_hash, status, version, deleted), as are the batch's own.
     seen = existing(session, _SYNC_OP.c.op_id, {op.op_id for op in ops}, {"user_id": user_id})
     query = select(SyncOp).where(SyncOp.user_id == user_id, col(SyncOp.op_id).in_(seen))
-    done: dict[str, dict[str, Any]] = (
-        {
-            r.op_id: {"op_hash": r.op_hash, "status": r.status, "version": r.version, "deleted": r.deleted}
-            for r in session.exec(query)
-        }
-        if seen
-        else {}
-    )
+    done: dict[str, dict[str, Any]] = {
+        r.op_id: {"op_hash": r.op_hash, "status": r.status, "version": r.version, "deleted": r.deleted}
+        for r in (session.exec(query) if seen else ())
+    }
     batch = Batch(session=session, user=user, now=utcnow(), careful=careful)
     ids = set()
     for op in ops:

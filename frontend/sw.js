@@ -2,7 +2,7 @@
 // never queued here (a background-sync queue drops requests on any HTTP answer): the app's own
 // IndexedDB outbox does that. Updates: a new worker waits until the page asks it to take over
 // (the "new version" banner), so an open page is never switched to code it was not loaded with.
-const VERSION = 'fieldbook-shell-80c0c36a39fc';
+const VERSION = 'fieldbook-shell-539ff6424506';
 const SHELL = [
   '/',
   '/index.html',

@@ -25,8 +25,11 @@ sync.onChange(async (s) => {
       lastPending = s.pending;
       if (r === 'timeline' || r === 'me') route(true);
       else if (view.firstChild && view.firstChild.refresh) {
+        // The screen may change while the materials load (a tap, a hash change): refresh the one
+        // that asked, and only while it is still shown.
+        const screen = view.firstChild;
         await refreshMaterials();
-        view.firstChild.refresh();
+        if (view.firstChild === screen) screen.refresh();
       }
     }
   }

@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import random
 import shutil
 import threading
 import time
@@ -23,6 +24,7 @@ import whoosh.index
 from whoosh import columns
 from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3Codec, W3PerDocReader, W3Segment, _lenfield
 from whoosh.fields import COLUMN, ID, STORED, TEXT, Schema
+from whoosh.util import IDCHARS
 from whoosh.util.numeric import byte_to_length
 
 from api import search_match
@@ -125,7 +127,15 @@ class _WriteCodec(W3Codec):  # type: ignore[misc]
         return _LengthsReadOnce(storage, segment)
 
     def new_segment(self, storage: Any, indexname: str) -> W3Segment:
-        return W3Segment(W3Codec(), indexname)
+        segment = W3Segment(W3Codec(), indexname)
+        # Whoosh names a segment from the global random generator, which others may reseed
+        # (hypothesis does for every example): a new segment then took a live one's name and its
+        # commit failed. The same 16 characters, from the system's generator.
+        segment.segid = "".join(_SEGMENT_NAMES.choice(IDCHARS) for _ in range(16))
+        return segment
+
+
+_SEGMENT_NAMES = random.SystemRandom()
 
 
 # --- the store ------------------------------------------------------------------------------

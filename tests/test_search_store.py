@@ -2,6 +2,7 @@
 is applied (the indexer re-applies a batch when it crashed between the index commit and deleting
 the batch's task rows)."""
 
+import random
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -105,3 +106,13 @@ def test_the_writers_codec_writes_what_whooshs_own_writes(tmp_path: Path, monkey
     whooshs = write(tmp_path / "whoosh")
     assert len(ours["segments"]) < 13  # merges happened
     assert ours["terms"] and ours == whooshs
+
+
+def test_segments_are_named_whatever_the_global_random_generator_says(tmp_path: Path) -> None:
+    # hypothesis resets the global generator for each example; Whoosh named new segments from it,
+    # so the indexer's next segment took an existing one's name and its commit failed.
+    store = _store(tmp_path)
+    for n in range(3):
+        random.seed(0)
+        store.apply([_doc(f"d{n}", f"第 {n} 条：叉车排队充电")], [])
+    assert set(_indexed(store)) == {"observation:d0", "observation:d1", "observation:d2"}

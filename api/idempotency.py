@@ -55,7 +55,11 @@ class StoredAnswer:
 
 
 # Built once: json.dumps with options other than the defaults builds a new encoder per call.
-CANONICAL_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+# No check for circular references: what is encoded was parsed from JSON, which has none (~0.3 us
+# less per op of a sync push; the bytes are the same).
+CANONICAL_JSON = json.JSONEncoder(
+    sort_keys=True, ensure_ascii=False, separators=(",", ":"), check_circular=False
+)
 _COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 

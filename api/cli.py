@@ -109,8 +109,10 @@ def spread_connections() -> None:
     accept from one listening socket, and libuv (uvloop) accepts every connection waiting at once:
     a client opening 8 connections together often had all 8 served by one worker, its GIL the
     limit while the other idled. With UV_TCP_SINGLE_ACCEPT libuv yields after each accept (its knob
-    for several processes on one socket). Capture bench, interleaved: 391 / 410 / 263 / 340 / 248
-    creates/s, against 287 / 282 / 325 / 234 / 254 without."""
+    for several processes on one socket). It helps sometimes, not always: in interleaved capture
+    bench runs the connections were shared in 2 of the 8 runs watched with it, in none of 6 without;
+    medians 379 creates/s (11 runs) against 311 (9). SO_REUSEPORT (a socket per worker, shared by
+    the kernel's hash) would do better, but uvicorn's supervisor has no such mode."""
     os.environ.setdefault("UV_TCP_SINGLE_ACCEPT", "1")
 
 

@@ -81,7 +81,17 @@ Half the echo rate on two cores shared with the client needs ~2 ms per create in
 path with no write plus Whoosh's bulk indexing cost alone come to ~1.9-2.0 ms. The next steps, none
 enough alone: group commit (one transaction for the creates waiting at the gate, which would lift
 the writes' queue limit and share the COMMIT), and the indexer in a process of its own (off the
-workers' GIL)."""
+workers' GIL).
+
+Later on 25 Nov: group commit (api/create_group.py; A/B 275 / 278 / 300 against 210 / 268 / 284
+creates/s) and UV_TCP_SINGLE_ACCEPT (api/cli.py; it shares the connections between the workers in
+some runs only). The whole bench after them: echo 1,536-1,550/s, ours 375-389/s at 2.5-2.6 ms,
+ratio 0.25, within the morning's swing (0.24-0.32). Per-worker CPU shows why: in most runs one
+worker serves all 8 connections (9.4 s of CPU in a 10 s window against 0.2 s), and its GIL caps it
+near 1 / 2.5 ms = 400 creates/s whatever the writes cost; runs where the connections were shared
+reached 452/s. In a sampled profile of that worker's GIL (py-spy --gil) the event loop held it ~49 %
+(FastAPI's dependency solving ~14 %), the indexer ~25 %, the sign-in and role query ~13 %, the
+grouped write ~8 %."""
 
 import asyncio
 import itertools

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -23,7 +23,6 @@ from api.models import (
     ObservationKind,
     ObservationTag,
     Stance,
-    Stint,
 )
 from api.observation_schemas import (
     HypothesisLink,
@@ -141,8 +140,18 @@ class NewObservation:
         return obs_id
 
 
+class StintClock(Protocol):
+    """What a new observation needs of its stint: a Stint, or the id and timezone read at sign-in."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+    @property
+    def timezone(self) -> str: ...
+
+
 def new_observation(
-    stint: Stint, author_id: uuid.UUID, body: ObservationCreate, obs_id: uuid.UUID, now: datetime
+    stint: StintClock, author_id: uuid.UUID, body: ObservationCreate, obs_id: uuid.UUID, now: datetime
 ) -> NewObservation:
     """A new observation as the phone recorded it: ``observed_at`` kept, ``received_at`` now, and the
     log day taken in the stint's timezone (23:50 in Shanghai is that day, not UTC's)."""

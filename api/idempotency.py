@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlmodel import Field, Session, SQLModel, col
 
@@ -61,6 +62,49 @@ CANONICAL_JSON = json.JSONEncoder(
     sort_keys=True, ensure_ascii=False, separators=(",", ":"), check_circular=False
 )
 _COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def _orjson_writes_as_json(values: Any) -> bool:
+    """True when orjson's bytes for ``values`` are exactly those of the encoders above: nothing but
+    dicts, lists, strings, ints, bools and None. orjson writes some floats otherwise (1e-05 as
+    0.00001, NaN as null) and serialises types json refuses (UUIDs, datetimes); ints beyond 64 bits,
+    lone surrogates and keys that are not strings it refuses, which the callers catch."""
+    stack = [values]
+    pop, extend = stack.pop, stack.extend
+    while stack:  # a loop, not recursion: a push's thousand ops hold ~13,000 values
+        value = pop()
+        kind = type(value)
+        if kind is str:
+            continue
+        if kind is dict:
+            extend(value.values())
+        elif kind is list:
+            extend(value)
+        elif kind is not int and kind is not bool and value is not None:
+            return False
+    return True
+
+
+def canonical_bytes(values: list[Any]) -> list[bytes] | None:
+    """Each value's ``CANONICAL_JSON`` as UTF-8, or None when orjson cannot give the same bytes
+    (see :func:`_orjson_writes_as_json`; a lone surrogate is not even UTF-8). ~8x faster than
+    encoding a sync push's ops with json, the hashes of which are stored (tests/test_sync_hashes.py)."""
+    if not _orjson_writes_as_json(values):
+        return None
+    dumps, sort_keys = orjson.dumps, orjson.OPT_SORT_KEYS
+    try:
+        return [dumps(value, option=sort_keys) for value in values]
+    except orjson.JSONEncodeError:
+        return None
+
+
+def compact_json(body: Any) -> str:
+    """``body`` as compact JSON (no spaces, non-ASCII as is): through orjson when that gives the
+    same text (a sync push's answer: ~1.1 ms less for a thousand results)."""
+    if _orjson_writes_as_json(body):
+        with contextlib.suppress(orjson.JSONEncodeError):
+            return orjson.dumps(body).decode()
+    return _COMPACT_JSON.encode(body)
 
 
 def fingerprint(payload: Any) -> str:
@@ -137,7 +181,7 @@ def claim(
 
 def complete(session: Session, user_id: uuid.UUID, key: str, status_code: int, body: Any) -> str:
     """Store the answer in the caller's transaction, the one holding the work; returns it as JSON."""
-    encoded = _COMPACT_JSON.encode(body)
+    encoded = compact_json(body)
     session.execute(
         sa.update(IdempotencyKey)
         .where(col(IdempotencyKey.user_id) == user_id, col(IdempotencyKey.key) == key)

@@ -108,15 +108,18 @@ def _hashes(raw_ops: list[Any]) -> tuple[list[str | None], str]:
     op whatever its key order), and the request's (``idempotency.fingerprint`` of ``{"ops": raw_ops}``,
     built from the ops' canonical JSON instead of encoding a thousand ops twice; ``surrogatepass``
     changes nothing for any other text)."""
-    canonical = list(map(idempotency.CANONICAL_JSON.encode, raw_ops))
-    try:
-        encoded = [text.encode() for text in canonical]
-    except UnicodeEncodeError:  # an op holds a lone surrogate: each op on its own
-        request = ('{"ops":[' + ",".join(canonical) + "]}").encode("utf-8", "surrogatepass")
-        return [_op_hash(c) for c in canonical], hashlib.sha256(request).hexdigest()
-    # The same bytes as above, without encoding the ops' text a second time.
-    request_hash = hashlib.sha256(b'{"ops":[' + b",".join(encoded) + b"]}").hexdigest()
     sha256 = hashlib.sha256
+    # Through orjson when it writes the same bytes (~0.3 ms for a thousand ops, ~3.9 ms with json).
+    encoded = idempotency.canonical_bytes(raw_ops)
+    if encoded is None:
+        canonical = list(map(idempotency.CANONICAL_JSON.encode, raw_ops))
+        try:
+            encoded = [text.encode() for text in canonical]
+        except UnicodeEncodeError:  # an op holds a lone surrogate: each op on its own
+            request = ('{"ops":[' + ",".join(canonical) + "]}").encode("utf-8", "surrogatepass")
+            return [_op_hash(c) for c in canonical], sha256(request).hexdigest()
+    # The same bytes as above, without encoding the ops' text a second time.
+    request_hash = sha256(b'{"ops":[' + b",".join(encoded) + b"]}").hexdigest()
     return [sha256(data).hexdigest() for data in encoded], request_hash
 
 

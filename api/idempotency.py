@@ -127,31 +127,55 @@ def check_key(key: str | None) -> str:
     return key
 
 
+# Core statements on the table, built once: the claim and the answer went through the ORM's
+# identity map, unit of work and bulk-update machinery, ~1.5 ms of a sync push's ~2.5 ms claim.
+_KEYS: sa.Table = IdempotencyKey.__table__  # type: ignore[attr-defined]
+_THIS_KEY = (_KEYS.c.user_id == sa.bindparam("k_user_id"), _KEYS.c.key == sa.bindparam("k_key"))
+_EXPIRE = sa.delete(_KEYS).where(_KEYS.c.created_at < sa.bindparam("before"))
+_FIND = sa.select(
+    _KEYS.c.endpoint, _KEYS.c.request_hash, _KEYS.c.status_code, _KEYS.c.response, _KEYS.c.claimed_until
+).where(*_THIS_KEY)
+_CLAIM = sa.insert(_KEYS)
+_TAKE_OVER = sa.update(_KEYS).where(*_THIS_KEY).values(claimed_until=sa.bindparam("until"))
+_COMPLETE = (
+    sa.update(_KEYS)
+    .where(*_THIS_KEY)
+    .values(status_code=sa.bindparam("status"), response=sa.bindparam("body"), claimed_until=None)
+)
+
+
+def _find(session: Session, user_id: uuid.UUID, key: str) -> sa.Row[Any] | None:
+    return session.execute(_FIND, {"k_user_id": user_id, "k_key": key}).first()
+
+
 def claim(
     session: Session, user_id: uuid.UUID, key: str, endpoint: str, request_hash: str
 ) -> StoredAnswer | None:
     """Claim the key for this request and commit. Returns the stored answer of a finished request
     with this key; raises 422 (other body) or 409 (still running)."""
     now = utcnow()
-    session.execute(sa.delete(IdempotencyKey).where(col(IdempotencyKey.created_at) < now - KEEP_KEYS))
-    row = session.get(IdempotencyKey, (user_id, key))
+    session.execute(_EXPIRE, {"before": now - KEEP_KEYS})
+    row = _find(session, user_id, key)
     if row is None:
-        session.add(
-            IdempotencyKey(
-                user_id=user_id,
-                key=key,
-                endpoint=endpoint,
-                request_hash=request_hash,
-                created_at=now,
-                claimed_until=now + CLAIM_TIMEOUT,
-            )
-        )
         try:
+            session.execute(
+                _CLAIM,
+                {
+                    "user_id": user_id,
+                    "key": key,
+                    "endpoint": endpoint,
+                    "request_hash": request_hash,
+                    "status_code": None,
+                    "response": None,
+                    "created_at": now,
+                    "claimed_until": now + CLAIM_TIMEOUT,
+                },
+            )
             session.commit()
         except sa.exc.IntegrityError:
             # A concurrent request with the same key claimed it first (PostgreSQL).
             session.rollback()
-            row = session.get(IdempotencyKey, (user_id, key), populate_existing=True)
+            row = _find(session, user_id, key)
             if row is None:
                 raise
         else:
@@ -173,8 +197,7 @@ def claim(
             headers={"Retry-After": "2"},
         )
     # The first attempt died without committing any work: this retry takes over.
-    row.claimed_until = now + CLAIM_TIMEOUT
-    session.add(row)
+    session.execute(_TAKE_OVER, {"k_user_id": user_id, "k_key": key, "until": now + CLAIM_TIMEOUT})
     session.commit()
     return None
 
@@ -182,15 +205,7 @@ def claim(
 def complete(session: Session, user_id: uuid.UUID, key: str, status_code: int, body: Any) -> str:
     """Store the answer in the caller's transaction, the one holding the work; returns it as JSON."""
     encoded = compact_json(body)
-    session.execute(
-        sa.update(IdempotencyKey)
-        .where(col(IdempotencyKey.user_id) == user_id, col(IdempotencyKey.key) == key)
-        .values(
-            status_code=status_code,
-            response=encoded,
-            claimed_until=None,
-        )
-    )
+    session.execute(_COMPLETE, {"k_user_id": user_id, "k_key": key, "status": status_code, "body": encoded})
     return encoded
 
 

@@ -30,6 +30,7 @@ from api.auth import (
 )
 from api.db import SessionDep, begin_reading, end_reads
 from api.errors import Forbidden, NotFound
+from api.loop_sign_in import Capturer, StintRef, capturer
 from api.models import AuthSession, Membership, Role, Stint, User
 
 _ROLE_NAMES = {Role.viewer: "a viewer", Role.researcher: "a researcher", Role.manager: "a manager"}
@@ -177,6 +178,31 @@ def _needs(role: Role) -> Callable[[Request, uuid.UUID, Session, str], Awaitable
     return dependency
 
 
+def _capturing(role: Role) -> Callable[[Request, uuid.UUID, Session, str], Awaitable[Capturer]]:
+    """For the capture route: the caller as read on the event loop (api/loop_sign_in.py) when it
+    can be, else as _needs signs in (every refusal comes from there)."""
+
+    async def dependency(
+        request: Request,
+        stint_id: uuid.UUID,
+        session: SessionDep,
+        token: Annotated[str, Depends(_token_checked_first)],
+    ) -> Capturer:
+        found = capturer(request.app.state.engine, token, stint_id, role)
+        if found is not None:
+            return found
+        access = await run_in_threadpool(_check, request, session, token, stint_id, role)
+        return Capturer(
+            user_id=access.user.id,
+            user_name=access.user.name,
+            stint=StintRef(access.stint.id, access.stint.timezone),
+            role=access.role,
+        )
+
+    return dependency
+
+
+StintCapturer = Annotated[Capturer, Depends(_capturing(Role.researcher))]
 StintDep = Annotated[StintAccess, Depends(_needs(Role.viewer))]
 StintWriter = Annotated[StintAccess, Depends(_needs(Role.researcher))]
 StintManager = Annotated[StintAccess, Depends(_needs(Role.manager))]

@@ -24,7 +24,7 @@ SESSION_COOKIE = "fieldbook_session"
 CSRF_HEADER = "X-Fieldbook-CSRF"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Writing last_used_at on every request would turn every read into a write.
-_TOUCH_EVERY = timedelta(minutes=5)
+TOUCH_EVERY = timedelta(minutes=5)
 
 
 class TokenOut(BaseModel):
@@ -136,7 +136,7 @@ def live(auth: AuthSession, user: User) -> SignedIn:
 def touch(session: Session, auth: AuthSession) -> None:
     """Note when the device was last seen, at most every few minutes (after the reads have ended)."""
     now = utcnow()
-    if now - auth.last_used_at > _TOUCH_EVERY:
+    if now - auth.last_used_at > TOUCH_EVERY:
         auth.last_used_at = now
         session.add(auth)
         try:

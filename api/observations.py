@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Header, Query, Response
 from sqlmodel import Session, col, select
 
-from api.access import StintAccess, StintDep, StintWriter, stint_access
+from api.access import StintAccess, StintCapturer, StintDep, stint_access
 from api.auth import CurrentUser
 from api.create_group import create_group
 from api.db import SessionDep, begin_reading, end_reads, utcnow
@@ -102,13 +102,13 @@ def may_edit(access: StintAccess, obs: Observation) -> None:
         200: {"model": ObservationOut, "description": "Already saved"},
     },
 )
-def create_observation(body: ObservationCreate, session: SessionDep, access: StintWriter) -> Response:
+def create_observation(body: ObservationCreate, session: SessionDep, access: StintCapturer) -> Response:
     """Add an observation to the log. Send your own `id`: the same id and body again answers 200
     and saves nothing new; the same id with another body is 409."""
     obs_id = body.id or uuid.uuid4()
     # No existence check first: the INSERT skips an id already taken (a retry, or a concurrent
     # create of the same id), and the write transaction is only its INSERTs.
-    new = new_observation(access.stint, access.user.id, body, obs_id, utcnow())
+    new = new_observation(access.stint, access.user_id, body, obs_id, utcnow())
     group = create_group(session.get_bind())  # SQLite: creates waiting to write share a COMMIT
     invalid: Invalid | None = None
     try:
@@ -128,14 +128,14 @@ def create_observation(body: ObservationCreate, session: SessionDep, access: Sti
     if inserted:
         # Answered from what was just inserted, not read back: the same values, and three
         # queries in a transaction of their own cost a capture request more than its INSERTs.
-        created = new_observation_out(new.values, access.user.name, new.tags, new.links)
+        created = new_observation_out(new.values, access.user_name, new.tags, new.links)
         return _answer(created, 201, {"Location": f"/api/observations/{obs_id}"})
     # Taken, by a committed row (on PostgreSQL the INSERT waited for a concurrent one), or refused.
     begin_reading(session)
     existing = session.get(Observation, obs_id)
     if existing is None and invalid is not None:
         raise invalid
-    if existing is None or not same_create(existing, access.stint.id, access.user.id, body):
+    if existing is None or not same_create(existing, access.stint.id, access.user_id, body):
         raise Conflict(
             "An observation with this id already exists with other content.",
             code="id_conflict",

@@ -2,6 +2,7 @@
 caller may write to, live hypotheses, observations read once, creates collected to be inserted
 together). The handlers for each kind of record are in ``api.sync_ops``."""
 
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, Field, ValidationError
 from sqlmodel import Session, col, select
 
+from api import idempotency
 from api.access import StintAccess, stint_access
 from api.db import existing
 from api.errors import Invalid, NotFound
@@ -160,6 +162,35 @@ class Batch:
         insert_observations(self.session, creates)
         for obs_id in ids:  # read again when asked for
             self.observations.pop(obs_id, None)
+
+
+def _op_hash(canonical: str) -> str | None:
+    """SHA-256 of an op's canonical JSON; None when the op holds a lone surrogate: JSON may write one
+    (``"\\ud800"``), but it is no character, cannot be stored, and the op is refused."""
+    try:
+        return hashlib.sha256(canonical.encode()).hexdigest()
+    except UnicodeEncodeError:
+        return None
+
+
+def hashes(raw_ops: list[Any]) -> tuple[list[str | None], str]:
+    """Each op's hash (see :func:`_op_hash`) of its canonical JSON (keys sorted, no spaces: the same
+    op whatever its key order), and the request's (``idempotency.fingerprint`` of ``{"ops": raw_ops}``,
+    built from the ops' canonical JSON instead of encoding a thousand ops twice; ``surrogatepass``
+    changes nothing for any other text)."""
+    sha256 = hashlib.sha256
+    # Through orjson when it writes the same bytes (~0.3 ms for a thousand ops, ~3.9 ms with json).
+    encoded = idempotency.canonical_bytes(raw_ops)
+    if encoded is None:
+        canonical = list(map(idempotency.CANONICAL_JSON.encode, raw_ops))
+        try:
+            encoded = [text.encode() for text in canonical]
+        except UnicodeEncodeError:  # an op holds a lone surrogate: each op on its own
+            request = ('{"ops":[' + ",".join(canonical) + "]}").encode("utf-8", "surrogatepass")
+            return [_op_hash(c) for c in canonical], sha256(request).hexdigest()
+    # The same bytes as above, without encoding the ops' text a second time.
+    request_hash = sha256(b'{"ops":[' + b",".join(encoded) + b"]}").hexdigest()
+    return [sha256(data).hexdigest() for data in encoded], request_hash
 
 
 def uuid_of(value: str, what: str) -> uuid.UUID:

@@ -57,3 +57,21 @@ def test_a_request_with_a_lone_surrogate_is_hashed_as_written(app, client, stint
     stored, request = _stored(app, key)
     assert stored[good["op_id"]] == _canonical_hash(good)
     assert request == _canonical_hash({"ops": [good, json.loads(bad)]}, "surrogatepass")
+
+
+def test_numbers_orjson_writes_otherwise_are_hashed_as_json_writes_them(app, client, stint_team) -> None:  # type: ignore[no-untyped-def]
+    """Floats json writes otherwise than orjson (1e-05, 1e+16) and an int past 64 bits: the
+    request's hash is still that of json's text (the ops themselves are rejected)."""
+    who, sid = stint_team["researcher"], stint_team["stint"]["id"]
+    good = create_op(sid, "正常的一条")
+    odd = [
+        {**create_op(sid, "x"), "base_version": 1e-05},
+        {**create_op(sid, "y"), "base_version": 1e16},
+        {**create_op(sid, "z"), "base_version": 2**70},
+    ]
+    key = uuid.uuid4().hex
+    r = push(client, who, [good, *odd], key)
+    assert r.status_code == 200, r.text
+    stored, request = _stored(app, key)
+    assert stored[good["op_id"]] == _canonical_hash(good)
+    assert request == _canonical_hash({"ops": [good, *odd]})

@@ -83,8 +83,6 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
 ) -> None:
     """Migrate to the newest schema, then serve the API and the app."""
-    import uvicorn
-
     engine = _engine(migrated=False)
     migrations.upgrade(engine)
     _welcome(engine, host, port)
@@ -92,28 +90,16 @@ def serve(
     engine.dispose()
     _remove_temp_files()
     os.environ.setdefault("FIELDBOOK_LOG_JSON", "1")  # inherited by every worker process
-    spread_connections()
-    uvicorn.run(
+    from api import workers as worker_processes  # uvicorn: only for this command
+
+    worker_processes.run(
         "api.main:serve_app",
-        factory=True,
+        workers=workers,
         host=host,
         port=port,
-        workers=workers,
         proxy_headers=True,
         log_config=None,  # our JSON logging, configured in create_app
     )
-
-
-def spread_connections() -> None:
-    """Let the workers share new connections (set before they start; they inherit it). The workers
-    accept from one listening socket, and libuv (uvloop) accepts every connection waiting at once:
-    a client opening 8 connections together often had all 8 served by one worker, its GIL the
-    limit while the other idled. With UV_TCP_SINGLE_ACCEPT libuv yields after each accept (its knob
-    for several processes on one socket). It helps sometimes, not always: in interleaved capture
-    bench runs the connections were shared in 2 of the 8 runs watched with it, in none of 6 without;
-    medians 379 creates/s (11 runs) against 311 (9). SO_REUSEPORT (a socket per worker, shared by
-    the kernel's hash) would do better, but uvicorn's supervisor has no such mode."""
-    os.environ.setdefault("UV_TCP_SINGLE_ACCEPT", "1")
 
 
 def _release_claims(engine: sa.Engine) -> None:

@@ -111,9 +111,7 @@ def sqlite_app() -> FastAPI:
 
 
 def main() -> None:
-    import uvicorn
-
-    from api.cli import spread_connections
+    from api import workers
 
     parser = argparse.ArgumentParser(prog="python -m bench.bare_app")
     parser.add_argument("--kind", choices=["echo", "sqlite"], required=True)
@@ -125,10 +123,8 @@ def main() -> None:
         prepare_sqlite(args.sqlite)
         os.environ[_SQLITE_ENV] = args.sqlite  # inherited by the worker processes
     # The options of `fieldbook serve` (api/cli.py), but our JSON logging, which needs our app.
-    spread_connections()
-    uvicorn.run(
+    workers.run(
         f"bench.bare_app:{args.kind}_app",
-        factory=True,
         host="127.0.0.1",
         port=args.port,
         workers=args.workers,

@@ -1,6 +1,7 @@
 """The ``fieldbook`` command, run as a real process against a real database."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -81,16 +82,44 @@ def test_serve_migrates_and_tells_how_to_sign_in(tmp_path: Path):
             raise AssertionError("server did not answer")
         page = httpx.get(f"http://127.0.0.1:{port}/")
         assert page.status_code == 200 and "Fieldbook" in page.text
-        # The workers take turns at accepting connections (api/cli.py, spread_connections).
-        workers = [p for p in Path("/proc").glob("[0-9]*") if _parent(p) == proc.pid]
-        assert len(workers) >= 2
-        for worker in workers:
-            assert b"UV_TCP_SINGLE_ACCEPT=1" in (worker / "environ").read_bytes().split(b"\0")
+        # Each worker accepts from a listening socket of its own (api/workers.py).
+        held = _listening_sockets_held(proc.pid, port)
+        assert len(held) == 2 and len(set(held.values())) == 2, held
+        # A worker that dies is replaced, on the socket (and with the queue) it had.
+        dead = next(iter(held))
+        os.kill(dead, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and dead in _listening_sockets_held(proc.pid, port):
+            time.sleep(0.2)
+        while time.monotonic() < deadline and len(_listening_sockets_held(proc.pid, port)) < 2:
+            time.sleep(0.2)
+        now = _listening_sockets_held(proc.pid, port)
+        assert dead not in now and sorted(now.values()) == sorted(held.values()), (held, now)
+        assert all(httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200 for _ in range(20))
     finally:
         proc.terminate()
         output = proc.communicate(timeout=15)[0]
     assert "user add" in output and "--admin" in output
     assert f"http://127.0.0.1:{port}/docs" in output
+
+
+def _listening_sockets_held(supervisor: int, port: int) -> dict[int, int]:
+    """Each worker process of ``supervisor`` -> the inode of the socket listening on ``port`` it holds."""
+    listening = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+            listening.add(int(fields[9]))
+    held = {}
+    for worker in (p for p in Path("/proc").glob("[0-9]*") if _parent(p) == supervisor):
+        try:
+            links = [os.readlink(fd) for fd in (worker / "fd").iterdir()]
+        except OSError:
+            continue  # gone meanwhile
+        mine = [int(link[8:-1]) for link in links if link.startswith("socket:[")]
+        for inode in set(mine) & listening:
+            held[int(worker.name)] = inode
+    return held
 
 
 def _parent(proc_dir: Path) -> int | None:

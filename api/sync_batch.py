@@ -18,7 +18,7 @@ from api.access import StintAccess, stint_access
 from api.db import existing
 from api.errors import Invalid, NotFound
 from api.models import Hypothesis, Observation, Role, User
-from api.observation_writes import NewObservation, insert_observations
+from api.observation_writes import NewObservation, StintClock, insert_observations
 
 _OBSERVATION: sa.Table = Observation.__table__  # type: ignore[attr-defined]
 
@@ -66,6 +66,15 @@ class Outcome(BaseModel):
     changes: list[FieldChange] | None = None
 
 
+@dataclass(frozen=True)
+class _Clock:
+    id: uuid.UUID
+    timezone: str
+
+
+_UNKNOWN = object()  # an observation not looked up yet (None: looked up, not there)
+
+
 @dataclass
 class Batch:
     """What one push knows while applying its ops in order: caches, and creates not yet inserted
@@ -82,6 +91,7 @@ class Batch:
     _stint_ids: dict[str, uuid.UUID] = field(default_factory=dict)
     _uuids: dict[str, uuid.UUID] = field(default_factory=dict)
     _writable: dict[uuid.UUID, StintAccess] = field(default_factory=dict)
+    _clocks: dict[uuid.UUID, "_Clock"] = field(default_factory=dict)
     user_id: uuid.UUID = field(init=False)  # the user's, read once (an ORM attribute is a Python call)
 
     def __post_init__(self) -> None:
@@ -115,9 +125,12 @@ class Batch:
     def observation(self, obs_id: uuid.UUID) -> Observation | None:
         if self._creates and obs_id in self._creates:
             self.flush()
-        if obs_id not in self.observations:
+        # One lookup for the usual case, known (a UUID's hash is computed in Python, each time).
+        found = self.observations.get(obs_id, _UNKNOWN)
+        if found is _UNKNOWN:
             self.preload({obs_id})
-        return self.observations[obs_id]
+            return self.observations[obs_id]
+        return found  # type: ignore[return-value]
 
     def access(self, stint_id: uuid.UUID) -> StintAccess:
         if stint_id not in self._access:
@@ -136,6 +149,14 @@ class Batch:
             found = self.access(stint_id)
             found.require(Role.researcher)
             self._writable[stint_id] = found
+        return found
+
+    def clock(self, stint_id: uuid.UUID) -> StintClock:
+        """What a create needs of its stint (one the caller may write to, see :meth:`writable`), as
+        plain values: read from the Stint once, not twice per create (an ORM attribute is a call)."""
+        if (found := self._clocks.get(stint_id)) is None:
+            stint = self.writable(stint_id).stint
+            found = self._clocks[stint_id] = _Clock(stint.id, stint.timezone)
         return found
 
     def hypotheses(self, stint_id: uuid.UUID) -> set[uuid.UUID]:

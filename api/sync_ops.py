@@ -82,7 +82,7 @@ def observation_upsert(b: Batch, op: OpIn) -> Outcome:
             raise Invalid("data.stint_id: a new observation names its stint.", code="validation_error")
         stint_id = b.stint_id(stint_raw)
         body = validate(ObservationCreate, data)
-        new = new_observation(b.writable(stint_id).stint, b.user_id, body, obs_id, b.now)
+        new = new_observation(b.clock(stint_id), b.user_id, body, obs_id, b.now)
         if new.links:  # most notes link nothing: no need for the stint's hypotheses
             new.links = usable_links(b.session, stint_id, new.links, b.hypotheses(stint_id))
         b.create(obs_id, new)

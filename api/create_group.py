@@ -8,7 +8,9 @@ set how many creates a second the server took. A create still answers only once 
 holding it is committed, so nothing is acknowledged before it is durable.
 
 One thread at a time writes (the first to arrive, then the first left waiting), with no thread of
-its own: followers sleep until their batch is committed or the lead is handed to them. PostgreSQL
+its own: followers sleep until their batch is committed or the lead is handed to them. The writer
+takes the batch once it holds the write lock, not before: with two worker processes it often waits
+for the other's COMMIT, and the creates that arrive meanwhile go with it. PostgreSQL
 commits concurrent transactions side by side and keeps the create's own transaction."""
 
 import threading
@@ -56,10 +58,8 @@ class CreateGroup:
             mine.done.wait()
             if not mine.lead:
                 return mine.result()
-        with self._mutex:
-            batch, self._waiting = self._waiting, []
         try:
-            self._write(batch)
+            self._write_waiting()
         finally:
             with self._mutex:
                 if self._waiting:
@@ -69,17 +69,40 @@ class CreateGroup:
                     self._writing = False
         return mine.result()
 
+    def _write_waiting(self) -> None:
+        """Write every create waiting once the write lock is held: the creates that arrive while
+        another process commits join the batch. Taken before the lock, a batch was ~1.6 creates
+        under the capture bench (mostly the writer alone); taken after it, ~2.0."""
+        batch: list[_Create] = []
+        try:
+            with Session(self._engine, expire_on_commit=False) as session:
+                session.connection()  # BEGIN IMMEDIATE: no other writer until the COMMIT
+                with self._mutex:
+                    batch, self._waiting = self._waiting, []
+                inserted = self._insert(session, batch)
+                session.commit()
+        except sa.exc.IntegrityError:
+            for create in batch:  # each alone: one create's failure is its own
+                self._write([create])
+        except BaseException as exc:  # the database's, not one create's: the whole batch shares it
+            if not batch:  # BEGIN failed: the batch was never taken
+                with self._mutex:
+                    batch, self._waiting = self._waiting, []
+            for create in batch:
+                create.error = exc
+                create.done.set()
+        else:
+            for create in batch:
+                create.inserted = create in inserted
+                create.done.set()
+
     def _write(self, batch: list[_Create]) -> None:
         try:
-            inserted = self._insert(batch)
-        except sa.exc.IntegrityError as exc:
-            if len(batch) == 1:
-                batch[0].error = exc
-            else:  # each alone: one create's failure is its own
-                for create in batch:
-                    self._write([create])
-                return
-        except BaseException as exc:  # the database's, not one create's: the whole batch shares it
+            with Session(self._engine, expire_on_commit=False) as session:
+                session.connection()
+                inserted = self._insert(session, batch)
+                session.commit()
+        except BaseException as exc:
             for create in batch:
                 create.error = exc
         else:
@@ -89,17 +112,14 @@ class CreateGroup:
             for create in batch:
                 create.done.set()
 
-    def _insert(self, batch: list[_Create]) -> set[_Create]:
-        with Session(self._engine, expire_on_commit=False) as session:
-            session.connection()  # BEGIN IMMEDIATE: no other writer until the COMMIT
-            ids = {create.item.id for create in batch}
-            taken = existing(session, Observation.__table__.c.id, ids)  # type: ignore[attr-defined]
-            fresh: dict[object, _Create] = {}
-            for create in batch:  # the same create twice in one batch (a quick retry): written once
-                if create.item.id not in taken:
-                    fresh.setdefault(create.item.id, create)
-            insert_observations(session, [create.item for create in fresh.values()])
-            session.commit()
+    def _insert(self, session: Session, batch: list[_Create]) -> set[_Create]:
+        ids = {create.item.id for create in batch}
+        taken = existing(session, Observation.__table__.c.id, ids)  # type: ignore[attr-defined]
+        fresh: dict[object, _Create] = {}
+        for create in batch:  # the same create twice in one batch (a quick retry): written once
+            if create.item.id not in taken:
+                fresh.setdefault(create.item.id, create)
+        insert_observations(session, [create.item for create in fresh.values()])
         return set(fresh.values())
 
 

@@ -53,15 +53,16 @@ def _wait_for(condition: Callable[[], bool]) -> None:
 
 
 def _batched(
-    engine: sa.Engine, group: CreateGroup, first: NewObservation, rest: list[NewObservation]
-) -> tuple[dict[uuid.UUID | int, Any], int]:
-    """``first`` written alone while another connection holds the write lock, ``rest`` queued
-    meanwhile (so written together after it); each one's answer or exception, and the COMMITs."""
+    engine: sa.Engine, group: CreateGroup, items: list[NewObservation]
+) -> tuple[dict[int, Any], int]:
+    """``items`` written while another connection holds the write lock (so the first to arrive
+    waits for the lock, and the rest queue behind it); each one's answer or exception, and the
+    COMMITs."""
     commits = []
     sa.event.listen(engine, "commit", lambda _conn: commits.append(1))
-    answers: dict[uuid.UUID | int, Any] = {}
+    answers: dict[int, Any] = {}
 
-    def write(key: uuid.UUID | int, item: NewObservation) -> None:
+    def write(key: int, item: NewObservation) -> None:
         try:
             answers[key] = group.write(item)
         except Exception as exc:  # the answer under test
@@ -69,14 +70,11 @@ def _batched(
 
     blocker = sqlite3.connect(engine.url.database or "", isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
-    threads = [threading.Thread(target=write, args=(0, first))]
-    threads[0].start()
-    # The first is the writer and has taken its batch (itself): it waits for the lock.
-    _wait_for(lambda: group._writing and not group._waiting)
-    for n, item in enumerate(rest, start=1):
-        threads.append(threading.Thread(target=write, args=(n, item)))
-        threads[-1].start()
-    _wait_for(lambda: len(group._waiting) == len(rest))
+    threads = [threading.Thread(target=write, args=(n, item)) for n, item in enumerate(items)]
+    for thread in threads:
+        thread.start()
+    # The first to arrive is the writer, waiting for the lock; every create is still queued.
+    _wait_for(lambda: group._writing and len(group._waiting) == len(items))
     blocker.execute("COMMIT")
     blocker.close()
     for thread in threads:
@@ -87,9 +85,11 @@ def _batched(
 def test_the_creates_that_wait_share_one_commit(engine, make, db):
     group = CreateGroup(engine)
     items = [make(f"司机排队 {n}") for n in range(8)]
-    answers, commits = _batched(engine, group, items[0], items[1:])
+    answers, commits = _batched(engine, group, items)
     assert answers == dict.fromkeys(range(8), True)
-    assert commits == 2  # the first alone, then the seven that waited for it
+    # One: the batch is taken once the lock is held, so the writer's own create and those that
+    # arrived while it waited for the lock (another process's COMMIT) go together.
+    assert commits == 1
     ids = {item.id for item in items}
     assert set(db.exec(select(Observation.id).where(Observation.id.in_(ids))).all()) == ids  # type: ignore[attr-defined]
     tags = db.exec(select(ObservationTag.observation_id).where(ObservationTag.observation_id.in_(ids))).all()  # type: ignore[attr-defined]
@@ -103,15 +103,21 @@ def test_each_create_in_a_batch_gets_its_own_answer(engine, make, db):
     twice = uuid.uuid4()
     stray = make("不存在的驻场")
     stray.values["stint_id"] = uuid.uuid4()  # fails its foreign key: that create's failure only
-    rest = [make("一样的", twice), make("一样的", twice), make("已经保存过的", taken.id), stray, make("新的")]
-    answers, commits = _batched(engine, group, make("第一条"), rest)
+    items = [
+        make("第一条"),
+        make("一样的", twice),
+        make("一样的", twice),
+        make("已经保存过的", taken.id),
+        stray,
+    ]
+    answers, commits = _batched(engine, group, [*items, make("新的")])
     assert answers[0] is True
     assert sorted([answers[1], answers[2]]) == [False, True]  # the same id twice: written once
     assert answers[3] is False  # taken: nothing written
     assert isinstance(answers[4], sa.exc.IntegrityError)
     assert answers[5] is True
-    # The batch of five failed as a whole, then each went alone (four transactions: one refused).
-    assert commits == 1 + 4
+    # The batch of six failed as a whole, then each went alone (six transactions: one refused).
+    assert commits == 5
     saved = db.exec(select(Observation.text).where(Observation.stint_id == taken.values["stint_id"])).all()
     assert sorted(saved) == sorted(["已经保存过的", "一样的", "第一条", "新的"])
 

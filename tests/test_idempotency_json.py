@@ -88,3 +88,56 @@ def test_a_push_s_ops_go_through_orjson() -> None:
         "data": {"text": '调度员 "说"\n', "tags": ["排班", "excel"], "kind": "note", "n": 3, "ok": True},
     }
     assert idempotency.canonical_bytes([op, op]) == [_JSON_CANONICAL.encode(op).encode()] * 2
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, with the same types throughout (1 is not 1.0 here) and NaN equal to itself."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(map(_same, a, b))
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    return bool(a == b)
+
+
+@settings(max_examples=400)
+@given(_values, st.booleans())
+def test_read_json_reads_what_json_reads(value: Any, ascii_only: bool) -> None:
+    body = json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    found, plain = idempotency.read_json(body)
+    assert _same(found, json.loads(body))
+    if plain:
+        assert idempotency.canonical_bytes([found]) is not None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"n": 18446744073709551616}',  # orjson: a float
+        b'{"n": -9223372036854775809}',
+        b'{"n": 1e400}',  # orjson refuses; json: inf
+        b'{"n": NaN, "m": -Infinity}',
+        b'"\\ud800"',  # a lone surrogate, escaped
+        b'"\xed\xa0\x80"',  # and as bytes
+        b'\xef\xbb\xbf{"a": 1}',  # a byte order mark
+        '{"a": "调度"}'.encode("utf-16"),
+        b'{"a": 1, "a": 2}',
+    ],
+)
+def test_read_json_reads_what_orjson_would_not_as_json_does(body: bytes) -> None:
+    found, plain = idempotency.read_json(body)
+    assert _same(found, json.loads(body))
+    assert not plain or body == b'{"a": 1, "a": 2}'
+
+
+@pytest.mark.parametrize("body", [b'{"ops": [', b"{'ops': []}", b'{"a": 1} x', b"\xff"])
+def test_a_body_that_is_no_json_fails_as_with_json(body: bytes) -> None:
+    with pytest.raises(ValueError) as ours:
+        idempotency.read_json(body)
+    with pytest.raises(ValueError) as theirs:
+        json.loads(body)
+    assert type(ours.value) is type(theirs.value)
+    assert str(ours.value) == str(theirs.value)

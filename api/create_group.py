@@ -7,15 +7,19 @@ under load, when each call into the driver waits for the GIL again: the writers'
 set how many creates a second the server took. A create still answers only once the transaction
 holding it is committed, so nothing is acknowledged before it is durable.
 
-One thread at a time writes (the first to arrive, then the first left waiting), with no thread of
-its own: followers sleep until their batch is committed or the lead is handed to them. The writer
-takes the batch once it holds the write lock, not before: with two worker processes it often waits
-for the other's COMMIT, and the creates that arrive meanwhile go with it. PostgreSQL
-commits concurrent transactions side by side and keeps the create's own transaction."""
+Each worker process has one writer thread for its group. The capture route hands it a create from
+the event loop and awaits the answer (no threadpool call: AnyIO's handover, and a thread per waiting
+create, cost more than the INSERTs); blocking callers wait on an event. The writer takes its batch
+once it holds the write lock, not before: with two worker processes it often waits for the other's
+COMMIT, and the creates that arrive meanwhile go with it. PostgreSQL commits concurrent
+transactions side by side and keeps the create's own transaction."""
 
+import asyncio
+import contextlib
 import threading
 import weakref
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -24,12 +28,13 @@ from api.db import existing
 from api.models import Observation
 from api.observation_writes import NewObservation, insert_observations
 
+WRITER_IDLE_SECONDS = 5.0  # a writer thread with nothing to write for this long ends
+
 
 @dataclass(eq=False)
 class _Create:
     item: NewObservation
-    done: threading.Event = field(default_factory=threading.Event)
-    lead: bool = False  # the previous writer handed the writing on to this one
+    answered: Callable[[], object]  # called on the writer thread once inserted or error is set
     inserted: bool = False
     error: BaseException | None = None
 
@@ -42,32 +47,51 @@ class _Create:
 class CreateGroup:
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
-        self._mutex = threading.Lock()
+        self._ready = threading.Condition()
         self._waiting: list[_Create] = []
-        self._writing = False
+        self._writer: threading.Thread | None = None
 
-    def write(self, item: NewObservation) -> bool:
+    async def submit(self, item: NewObservation) -> bool:
         """Insert ``item`` as :func:`api.observation_writes.insert_observation_unless_taken` does
         (its links checked first), with the creates that wait meanwhile. True once committed; False,
-        with nothing written, when its id is taken. Blocking: call from a worker thread."""
-        mine = _Create(item)
-        with self._mutex:
-            self._waiting.append(mine)
-            lead, self._writing = not self._writing, True
-        if not lead:
-            mine.done.wait()
-            if not mine.lead:
-                return mine.result()
-        try:
+        with nothing written, when its id is taken. From the event loop."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def settle() -> None:  # on the loop: the request may have been cancelled meanwhile
+            if not done.done():
+                done.set_result(None)
+
+        create = _Create(item, lambda: loop.call_soon_threadsafe(settle))
+        self._enqueue(create)
+        await done  # cancelled (the client went away): the create is written all the same
+        return create.result()
+
+    def write(self, item: NewObservation) -> bool:
+        """As :meth:`submit`, blocking (from any thread but the writer's)."""
+        done = threading.Event()
+        create = _Create(item, done.set)
+        self._enqueue(create)
+        done.wait()
+        return create.result()
+
+    def _enqueue(self, create: _Create) -> None:
+        with self._ready:
+            self._waiting.append(create)
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._run, name="fieldbook-writer", daemon=True)
+                self._writer.start()
+            self._ready.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                if not self._waiting:
+                    self._ready.wait(WRITER_IDLE_SECONDS)
+                if not self._waiting:  # idle: the next create starts a writer again
+                    self._writer = None
+                    return
             self._write_waiting()
-        finally:
-            with self._mutex:
-                if self._waiting:
-                    self._waiting[0].lead = True
-                    self._waiting[0].done.set()
-                else:
-                    self._writing = False
-        return mine.result()
 
     def _write_waiting(self) -> None:
         """Write every create waiting once the write lock is held: the creates that arrive while
@@ -77,40 +101,34 @@ class CreateGroup:
         try:
             with Session(self._engine, expire_on_commit=False) as session:
                 session.connection()  # BEGIN IMMEDIATE: no other writer until the COMMIT
-                with self._mutex:
+                with self._ready:
                     batch, self._waiting = self._waiting, []
                 inserted = self._insert(session, batch)
                 session.commit()
         except sa.exc.IntegrityError:
             for create in batch:  # each alone: one create's failure is its own
-                self._write([create])
+                self._write_alone(create)
+            return
         except BaseException as exc:  # the database's, not one create's: the whole batch shares it
             if not batch:  # BEGIN failed: the batch was never taken
-                with self._mutex:
+                with self._ready:
                     batch, self._waiting = self._waiting, []
             for create in batch:
                 create.error = exc
-                create.done.set()
         else:
             for create in batch:
                 create.inserted = create in inserted
-                create.done.set()
+        _answered(batch)
 
-    def _write(self, batch: list[_Create]) -> None:
+    def _write_alone(self, create: _Create) -> None:
         try:
             with Session(self._engine, expire_on_commit=False) as session:
                 session.connection()
-                inserted = self._insert(session, batch)
+                create.inserted = bool(self._insert(session, [create]))
                 session.commit()
         except BaseException as exc:
-            for create in batch:
-                create.error = exc
-        else:
-            for create in batch:
-                create.inserted = create in inserted
-        finally:
-            for create in batch:
-                create.done.set()
+            create.error = exc
+        _answered([create])
 
     def _insert(self, session: Session, batch: list[_Create]) -> set[_Create]:
         ids = {create.item.id for create in batch}
@@ -121,6 +139,12 @@ class CreateGroup:
                 fresh.setdefault(create.item.id, create)
         insert_observations(session, [create.item for create in fresh.values()])
         return set(fresh.values())
+
+
+def _answered(creates: list[_Create]) -> None:
+    for create in creates:
+        with contextlib.suppress(RuntimeError):  # its event loop has closed: no one waits
+            create.answered()
 
 
 _GROUPS: weakref.WeakKeyDictionary[sa.Engine, CreateGroup] = weakref.WeakKeyDictionary()

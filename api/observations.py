@@ -8,7 +8,8 @@ from datetime import UTC, date, datetime
 from typing import Annotated, NoReturn
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from sqlmodel import Session, col, select
 
 from api.access import StintAccess, StintCapturer, StintDep, stint_access
@@ -27,6 +28,7 @@ from api.errors import (
 )
 from api.etags import check_if_match, etag
 from api.fields import normalise_tag
+from api.loop_sign_in import Capturer
 from api.models import (
     Hypothesis,
     Observation,
@@ -45,6 +47,7 @@ from api.observation_schemas import (
     observations_out,
 )
 from api.observation_writes import (
+    NewObservation,
     apply_update,
     insert_observation_unless_taken,
     new_observation,
@@ -102,48 +105,66 @@ def may_edit(access: StintAccess, obs: Observation) -> None:
         200: {"model": ObservationOut, "description": "Already saved"},
     },
 )
-def create_observation(body: ObservationCreate, session: SessionDep, access: StintCapturer) -> Response:
+async def create_observation(body: ObservationCreate, request: Request, access: StintCapturer) -> Response:
     """Add an observation to the log. Send your own `id`: the same id and body again answers 200
     and saves nothing new; the same id with another body is 409."""
     obs_id = body.id or uuid.uuid4()
     # No existence check first: the INSERT skips an id already taken (a retry, or a concurrent
     # create of the same id), and the write transaction is only its INSERTs.
     new = new_observation(access.stint, access.user_id, body, obs_id, utcnow())
-    group = create_group(session.get_bind())  # SQLite: creates waiting to write share a COMMIT
-    invalid: Invalid | None = None
-    try:
-        if group is None:
-            new.links = usable_links(session, access.stint.id, new.links)
-            if inserted := insert_observation_unless_taken(session, new):
-                session.commit()
-        else:
-            if new.links:  # read without the write lock
-                begin_reading(session)
+    engine = request.app.state.engine
+    group = create_group(engine)  # SQLite: creates waiting to write share a COMMIT
+    if group is not None and not new.links:
+        # The everyday create, handed to the group's writer from here: no threadpool call.
+        if await group.submit(new):
+            return _created(new, access)
+        return await run_in_threadpool(_create, engine, body, access, new, taken=True)
+    return await run_in_threadpool(_create, engine, body, access, new, taken=False)
+
+
+def _created(new: NewObservation, access: Capturer) -> Response:
+    # Answered from what was just inserted, not read back: the same values, and three queries in
+    # a transaction of their own cost a capture request more than its INSERTs.
+    created = new_observation_out(new.values, access.user_name, new.tags, new.links)
+    return _answer(created, 201, {"Location": f"/api/observations/{new.id}"})
+
+
+def _create(
+    engine: sa.Engine, body: ObservationCreate, access: Capturer, new: NewObservation, *, taken: bool
+) -> Response:
+    """A create with links to check or on PostgreSQL; ``taken``: its id was found taken already."""
+    with Session(engine, expire_on_commit=False) as session:
+        group = create_group(engine)
+        inserted, invalid = False, None
+        try:
+            if not taken and group is None:
+                new.links = usable_links(session, access.stint.id, new.links)
+                if inserted := insert_observation_unless_taken(session, new):
+                    session.commit()
+            elif not taken and group is not None:
+                begin_reading(session)  # the links are read without the write lock
                 new.links = usable_links(session, access.stint.id, new.links)
                 end_reads(session)
-            inserted = group.write(new)
-    except Invalid as exc:
-        session.rollback()
-        inserted, invalid = False, exc  # a retry answers as before, whatever its links are now
-    if inserted:
-        # Answered from what was just inserted, not read back: the same values, and three
-        # queries in a transaction of their own cost a capture request more than its INSERTs.
-        created = new_observation_out(new.values, access.user_name, new.tags, new.links)
-        return _answer(created, 201, {"Location": f"/api/observations/{obs_id}"})
-    # Taken, by a committed row (on PostgreSQL the INSERT waited for a concurrent one), or refused.
-    begin_reading(session)
-    existing = session.get(Observation, obs_id)
-    if existing is None and invalid is not None:
-        raise invalid
-    if existing is None or not same_create(existing, access.stint.id, access.user_id, body):
-        raise Conflict(
-            "An observation with this id already exists with other content.",
-            code="id_conflict",
-            details={"id": str(obs_id)},
-        )
-    saved = observations_out(session, [existing])[0]
-    end_reads(session)
-    return _answer(saved, 200)
+                inserted = group.write(new)
+        except Invalid as exc:
+            session.rollback()
+            invalid = exc  # a retry answers as before, whatever its links are now
+        if inserted:
+            return _created(new, access)
+        # Taken, by a committed row (on PostgreSQL the INSERT waited for a concurrent one), or refused.
+        begin_reading(session)
+        existing = session.get(Observation, new.id)
+        if existing is None and invalid is not None:
+            raise invalid
+        if existing is None or not same_create(existing, access.stint.id, access.user_id, body):
+            raise Conflict(
+                "An observation with this id already exists with other content.",
+                code="id_conflict",
+                details={"id": str(new.id)},
+            )
+        saved = observations_out(session, [existing])[0]
+        end_reads(session)
+        return _answer(saved, 200)
 
 
 def _cursor(obs: Observation) -> str:

@@ -1,6 +1,7 @@
 """Group commit of observation creates on SQLite (api/create_group.py): the creates that wait while
 another is written share one transaction, and each still gets its own answer."""
 
+import asyncio
 import sqlite3
 import threading
 import time
@@ -12,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from api import create_group as create_group_module
 from api.create_group import CreateGroup, create_group
 from api.db import make_engine, utcnow
 from api.models import Observation, ObservationTag, Stint
@@ -73,8 +75,8 @@ def _batched(
     threads = [threading.Thread(target=write, args=(n, item)) for n, item in enumerate(items)]
     for thread in threads:
         thread.start()
-    # The first to arrive is the writer, waiting for the lock; every create is still queued.
-    _wait_for(lambda: group._writing and len(group._waiting) == len(items))
+    # The group's writer waits for the lock; every create is still queued.
+    _wait_for(lambda: len(group._waiting) == len(items))
     blocker.execute("COMMIT")
     blocker.close()
     for thread in threads:
@@ -135,6 +137,29 @@ def test_a_database_error_is_every_waiting_creates_answer(engine, make):
 
 def _fail_begin(_conn: sa.Connection) -> None:
     raise sa.exc.OperationalError("BEGIN IMMEDIATE", {}, sqlite3.OperationalError("database is locked"))
+
+
+def test_an_idle_writer_ends_and_the_next_create_starts_one(engine, make, monkeypatch):
+    monkeypatch.setattr(create_group_module, "WRITER_IDLE_SECONDS", 0.05)
+    group = CreateGroup(engine)
+    assert group.write(make("第一条")) is True
+    first = group._writer
+    _wait_for(lambda: group._writer is None)
+    assert first is not None and not first.is_alive()
+    assert group.write(make("第二条")) is True
+    assert group._writer is not None and group._writer is not first
+
+
+def test_a_create_from_the_event_loop_is_answered_there(engine, make, db):
+    group = CreateGroup(engine)
+    item = make("从事件循环来的")
+
+    async def both() -> list[bool]:
+        return list(await asyncio.gather(group.submit(item), group.submit(make("另一条"))))
+
+    assert asyncio.run(both()) == [True, True]
+    assert db.get(Observation, item.id) is not None
+    assert asyncio.run(group.submit(item)) is False  # taken
 
 
 def test_only_sqlite_engines_have_a_group(engine):

@@ -12,27 +12,41 @@ was ~10 ms of the figure) and one event loop thread serves the whole run, as in 
 otherwise starts a thread and a loop per request).
 
 Where the SQLite push's time goes (issue #5; the route called in process with timers around its
-parts, GC frozen, 25 Nov 2026, on a 2-core machine shared with other jobs, so each figure swings
-+-30 %): the push is ~70-80 ms, ~5 ms of it before the route (reading and parsing the JSON body
-~2-3 ms, the session check) and ~1.5 ms after it. Its driver calls, ~21 ms: executemany into five
-tables ~16 ms and the batch's COMMIT ~4-5 ms (both paid by the baseline too; a COMMIT that crosses
-SQLite's 1,000-page auto-checkpoint takes ~14 ms instead, one push in ~3 here, hence the best of a
-few rounds), the Idempotency-Key's claim ~2.5 ms of which its own fsync'd COMMIT is ~0.5 ms (making
-it non-durable would save about that and risks a checkpoint without fsync, so it stays FULL), the
-checks for op ids and records already there ~3 ms. The batch runs in a transaction of its own, not
-in a savepoint: on SQLite a savepoint's sub-journal cost ~8 ms of those inserts. The rest, ~45 ms,
-is Python, spread thin, per op: the create's handler ~12-15 us (ObservationCreate validation ~3 us,
-new_observation ~7 us of which the fingerprint ~3 us: canonical JSON + SHA-256, stored, its bytes
-cannot change; the handler's own lookups ~2-3 us), the op's canonical JSON and hashes ~4.5 us
-(likewise stored), OpIn validation ~1-2 us, the change log's and index tasks' rows ~2 us, converting
-the rows for insert_many, encoding the answer ~1 us. The target (<= 3 x the driver's executemany)
-is met on SQLite in some runs, not reliably: 3.02-3.23 x in four interleaved runs of this bench on a
-busy machine, against 3.27-3.51 x for the code before the push's per-op costs were cut (ef7c4e3);
-<= 2.7 x needs the push near ~63 ms, ~10 ms of Python less, most of it in the create's validation,
-row and fingerprint (api/observation_schemas.py, api/observation_writes.py), shared with the REST
-create. (Foreign keys, on in the app and off in the baseline's connection, made no measurable
-difference to the executemany; nor did the order of the baseline's rows, sorted or as the push
-wrote them. The baseline's copy of the database is in WAL mode and synchronous=FULL, as the app's.)"""
+parts, medians of 6-9 pushes, 25 Nov 2026, on a 2-core machine shared with other jobs, so each
+figure swings +-20 %): the push is ~58-64 ms (~70-80 ms before today's changes, 27730b3), ~4 ms
+of it before the route (reading the body, parsed by orjson in ~0.75 ms plus a ~0.6 ms check that
+it holds no float, json.loads when it does; the session check; the hop to a worker thread) and
+~1 ms after it. Its driver calls, ~25 ms: executemany into five tables ~19 ms and the batch's
+COMMIT ~4-5 ms (both paid by the baseline too; a COMMIT that crosses SQLite's 1,000-page
+auto-checkpoint takes ~14 ms instead, one push in ~3 here, hence the best of a few rounds), the
+selects for op ids and records already there ~1.4 ms, the Idempotency-Key's own fsync'd COMMIT
+~0.5 ms (making it non-durable would save about that and risks a checkpoint without fsync, so it
+stays FULL). The batch runs in a transaction of its own, not in a savepoint: on SQLite a
+savepoint's sub-journal cost ~8 ms of those inserts. The rest, ~30 ms, is Python. Per push: the
+ops' canonical JSON and SHA-256 ~2-3 ms (orjson where it writes json's bytes exactly, else json:
+the hashes are stored; json alone took ~5.6 ms), the Idempotency-Key's claim ~1 ms and storing
+the answer ~0.5 ms (Core statements; through the ORM, and the answer through json, 2.4 and
+2.7 ms). Per op: the create's validation ~3.8 us, new_observation ~6.5 us of which the
+fingerprint ~2.7 us (8.8 us in all before), OpIn validation ~1.3 us, the handler and the loop
+around it (caches, results, op records) ~6 us, converting the rows for insert_many and noting
+the change log's and index tasks' rows ~5 us, the change log's rows built at COMMIT ~1 us. The
+cyclic garbage collector is paused while the push runs: its passes over the ~20,000 objects a
+push keeps alive found nothing and cost ~3 ms a push, and now and then ~8 ms more. The target
+(<= 3 x the driver's executemany) is met on SQLite in every run since (python -m bench sync,
+ten runs: 2.64-3.00 x, push 57.5-63.5 ms against 19.5-23.0 ms; the code before: 3.09-3.41 x).
+<= 2.7 x is not reliable yet: it needs the push ~5 ms shorter, and what is left is spread thin
+(a ~0.1-0.4 us Python step per value, ~30 values per op); the largest shares outside these files
+are the change log's and index tasks' per-row bookkeeping (~2.5 ms, api/changelog.py,
+api/search_docs.py) and, before the route, the session check with its own thread hop. Tried and
+dropped: writing the fingerprint's time with isoformat instead of pydantic's serializer (slower:
+pydantic's timezone answers each utcoffset call from Rust), checking orjson's output for floats
+with a regex (~1.4 ms a push, more than it saved) or with a set of each container's types (slower
+than one loop over the values), validating the batch's creates in one TypeAdapter call (~0.1 ms),
+keying the batch's caches by the ids' ints (~0.2 ms, within the noise), a larger SQLite page cache
+(no change measured). (Foreign keys, on in the app and off in the baseline's connection, made no
+measurable difference to the executemany; nor did the order of the baseline's rows, sorted or as
+the push wrote them. The baseline's copy of the database is in WAL mode and synchronous=FULL, as
+the app's.)"""
 
 import contextlib
 import gc

@@ -25,7 +25,6 @@ from api.auth import (
     raise_not_signed_in,
     remember,
     remembered,
-    signed_in,
     touch,
 )
 from api.db import SessionDep, begin_reading, end_reads
@@ -136,13 +135,13 @@ def _well_formed(raw: str | None) -> bool:
     return True
 
 
-async def _token_checked_first(request: Request, session: SessionDep, token: CredentialsDep) -> str:
+async def _token_checked_first(request: Request, token: CredentialsDep) -> str:
     """The session token; checked here already when the path's stint id is malformed. FastAPI
     validates the id before the dependency below runs, and its 422 would answer a caller without a
     valid session: authentication comes first, such a caller learns nothing of the route's inputs.
     A well-formed id costs no query here: _check signs in and reads the role in one."""
     if not _well_formed(request.path_params.get("stint_id")):
-        await signed_in(request, session, token)  # 401, or remembered and the usual 422 follows
+        await run_in_threadpool(_session_is_live, request, token)  # 401, else the usual 422 follows
     return token
 
 
@@ -178,20 +177,22 @@ def _needs(role: Role) -> Callable[[Request, uuid.UUID, Session, str], Awaitable
     return dependency
 
 
-def _capturing(role: Role) -> Callable[[Request, uuid.UUID, Session, str], Awaitable[Capturer]]:
+def _capturing(role: Role) -> Callable[[Request, uuid.UUID, str], Awaitable[Capturer]]:
     """For the capture route: the caller as read on the event loop (api/loop_sign_in.py) when it
     can be, else as _needs signs in (every refusal comes from there)."""
 
+    def check(request: Request, token: str, stint_id: uuid.UUID) -> StintAccess:
+        with Session(request.app.state.engine, expire_on_commit=False) as session:
+            return _check(request, session, token, stint_id, role)
+
+    # No request session (SessionDep): the everyday case needs none, the usual way opens its own.
     async def dependency(
-        request: Request,
-        stint_id: uuid.UUID,
-        session: SessionDep,
-        token: Annotated[str, Depends(_token_checked_first)],
+        request: Request, stint_id: uuid.UUID, token: Annotated[str, Depends(_token_checked_first)]
     ) -> Capturer:
         found = capturer(request.app.state.engine, token, stint_id, role)
         if found is not None:
             return found
-        access = await run_in_threadpool(_check, request, session, token, stint_id, role)
+        access = await run_in_threadpool(check, request, token, stint_id)
         return Capturer(
             user_id=access.user.id,
             user_name=access.user.name,

@@ -91,6 +91,9 @@ class _Reader:
             # Autocommit: each SELECT is its own read transaction and sees every commit before it.
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA query_only=1")
+            # The pages it reads come from the page cache through a mapping, not a read() each:
+            # the cache of a connection is dropped whenever another one has committed.
+            conn.execute("PRAGMA mmap_size=268435456")
             conn.execute("PRAGMA busy_timeout=50")  # never hold the event loop long: fall back instead
             self.local.conn = conn
         return conn

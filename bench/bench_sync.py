@@ -33,7 +33,7 @@ the change log's and index tasks' rows ~5 us, the change log's rows built at COM
 cyclic garbage collector is paused while the push runs: its passes over the ~20,000 objects a
 push keeps alive found nothing and cost ~3 ms a push, and now and then ~8 ms more. The target
 (<= 3 x the driver's executemany) is met on SQLite in every run since (python -m bench sync,
-ten runs: 2.64-3.00 x, push 57.5-63.5 ms against 19.5-23.0 ms; the code before: 3.09-3.41 x).
+thirteen runs: 2.64-3.00 x, push 57.5-67.8 ms against 19.5-23.0 ms; the code before: 3.09-3.41 x).
 <= 2.7 x is not reliable yet: it needs the push ~5 ms shorter, and what is left is spread thin
 (a ~0.1-0.4 us Python step per value, ~30 values per op); the largest shares outside these files
 are the change log's and index tasks' per-row bookkeeping (~2.5 ms, api/changelog.py,

@@ -13,6 +13,7 @@ The log keeps one row per record (its latest change): a new change replaces the 
 and a cursor below it answers 410 (the client resyncs)."""
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -101,6 +102,25 @@ def record_change(
         "version": version,
         "deleted": deleted,
     }
+
+
+def new_record_rows(
+    type: ChangeType, records: Sequence[tuple[str, uuid.UUID]], now: datetime
+) -> list[dict[str, Any]]:
+    """The log rows of records just inserted, (id as text, stint id) each, for a writer without an
+    ORM session: what record_change(..., version=1, new=True) leaves for _write_pending to write."""
+    return [
+        {
+            "type": type.value,
+            "entity_id": entity_id,
+            "stint_id": stint_id,
+            "user_id": None,
+            "version": 1,
+            "deleted": False,
+            "changed_at": now,
+        }
+        for entity_id, stint_id in records
+    ]
 
 
 def access_entity(stint_id: uuid.UUID, user_id: uuid.UUID) -> str:

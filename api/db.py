@@ -71,10 +71,19 @@ def insert_many(session: OrmSession, table: sa.Table, rows: Sequence[Mapping[str
     (tests/test_db.py). PostgreSQL keeps SQLAlchemy's path: psycopg adapts the values itself."""
     if not rows:
         return
-    connection = session.connection()
+    if session.get_bind().dialect.name != "sqlite":
+        session.execute(sa.insert(table), list(rows))
+        return
+    insert_rows(session.connection(), table, rows)
+
+
+def insert_rows(connection: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """:func:`insert_many` in a Core connection's transaction (the SQLite group commit's writer)."""
+    if not rows:
+        return
     dialect = connection.dialect
     if dialect.name != "sqlite":
-        session.execute(sa.insert(table), list(rows))
+        connection.execute(sa.insert(table), list(rows))
         return
     statement = _sqlite_insert(table, tuple(rows[0]), dialect)
     columns = []  # converted column by column: map and zip loop in C, not per value in Python
@@ -109,11 +118,22 @@ def existing(
     list in Python, ~2 ms per such select of a sync push (the answer is usually "none": new ids)."""
     if not values:
         return set()
-    where = where or {}
-    table = column.table
     if session.autoflush:
         session.flush()  # as a query through the session would
-    connection = session.connection()
+    return existing_in(session.connection(), column, values, where)
+
+
+def existing_in(
+    connection: sa.Connection,
+    column: sa.Column[Any],
+    values: Collection[Any],
+    where: Mapping[str, Any] | None = None,
+) -> set[Any]:
+    """:func:`existing` in a Core connection's transaction."""
+    if not values:
+        return set()
+    where = where or {}
+    table = column.table
     dialect = connection.dialect
     if dialect.name != "sqlite":
         equal = [table.c[name] == value for name, value in where.items()]

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from api.changelog import ChangeType, record_change
+from api.changelog import ChangeType, SyncChange, new_record_rows, record_change
 from api.db import insert_many, utcnow
 from api.errors import Invalid
 from api.logday import log_day
@@ -31,7 +31,7 @@ from api.observation_schemas import (
     offset_minutes,
     same_time_as_recorded,
 )
-from api.search_docs import record_index_task
+from api.search_docs import SearchTask, new_task_rows, record_index_task
 
 
 def _set_tags(session: Session, obs: Observation, tags: list[str]) -> None:
@@ -207,17 +207,45 @@ def insert_observation_unless_taken(session: Session, item: NewObservation) -> b
     return True
 
 
+def _tag_and_link_rows(
+    ided: Sequence[tuple[uuid.UUID, NewObservation]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    tags = [{"observation_id": obs_id, "tag": tag} for obs_id, item in ided for tag in item.tags]
+    links = [
+        {"observation_id": obs_id, "hypothesis_id": link.hypothesis_id, "stance": link.stance.value}
+        for obs_id, item in ided
+        for link in item.links
+    ]
+    return tags, links
+
+
+def new_observation_rows(items: Sequence[NewObservation], now: datetime) -> list[tuple[sa.Table, list[Any]]]:
+    """Every row :func:`insert_observations` writes for ``items`` (observations, tags, links, the
+    change log, index tasks), table by table, parents first: for a writer without an ORM session
+    (api/create_group.py; its session's bookkeeping cost a grouped create more than the INSERTs)."""
+    ided = [(item.values["id"], item) for item in items]
+    tags, links = _tag_and_link_rows(ided)
+    text_ids = [str(obs_id) for obs_id, _item in ided]
+    changes = new_record_rows(
+        ChangeType.observation,
+        [(text, item.values["stint_id"]) for text, (_, item) in zip(text_ids, ided, strict=True)],
+        now,
+    )
+    return [
+        (Observation.__table__, [item.values for item in items]),  # type: ignore[attr-defined]
+        (ObservationTag.__table__, tags),  # type: ignore[attr-defined]
+        (ObservationHypothesis.__table__, links),  # type: ignore[attr-defined]
+        (SyncChange.__table__, changes),  # type: ignore[attr-defined]
+        (SearchTask.__table__, new_task_rows("observation", text_ids, now)),  # type: ignore[attr-defined]
+    ]
+
+
 def _insert_belongings(session: Session, items: Sequence[NewObservation]) -> None:
     """The rows that come with new observations: tags, links, the change log, index tasks."""
     # Each id read from its values once: the ``id`` property is a Python call each time.
     ided = [(item.values["id"], item) for item in items]
-    tags = [{"observation_id": obs_id, "tag": tag} for obs_id, item in ided for tag in item.tags]
+    tags, links = _tag_and_link_rows(ided)
     insert_many(session, ObservationTag.__table__, tags)  # type: ignore[attr-defined]
-    links = [
-        {"observation_id": item.id, "hypothesis_id": link.hypothesis_id, "stance": link.stance.value}
-        for item in items
-        for link in item.links
-    ]
     insert_many(session, ObservationHypothesis.__table__, links)  # type: ignore[attr-defined]
     for obs_id, item in ided:
         text_id = str(obs_id)  # both take the id as text: written out once (~0.8 us a UUID)

@@ -140,6 +140,12 @@ def record_index_tasks(session: Session, doc_type: str, doc_ids: Iterable[uuid.U
         record_index_task(session, doc_type, doc_id)
 
 
+def new_task_rows(doc_type: str, doc_ids: Sequence[str], now: datetime) -> list[dict[str, Any]]:
+    """The task rows of records just written, for a writer without an ORM session (record_index_task
+    leaves the same for _write_pending)."""
+    return [{"doc_type": doc_type, "doc_id": doc_id, "created_at": now} for doc_id in doc_ids]
+
+
 def _write_pending(session: OrmSession) -> None:
     """As the outermost transaction commits (a savepoint's release writes nothing: an enclosing
     savepoint may still be rolled back)."""

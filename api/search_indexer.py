@@ -77,8 +77,13 @@ def indexer_lock(path: Path, wait_seconds: float = 0.0) -> Iterator[bool]:
 @event.listens_for(OrmSession, "after_commit")
 def _wake_after_commit(session: OrmSession) -> None:
     if session.info.pop("search_tasks_added", False):
-        for indexer in list(_INDEXERS):
-            indexer.wake()
+        wake_indexers()
+
+
+def wake_indexers() -> None:
+    """New tasks are committed: this process's indexer takes them at its next turn."""
+    for indexer in list(_INDEXERS):
+        indexer.wake()
 
 
 @event.listens_for(OrmSession, "after_rollback")

@@ -18,7 +18,7 @@ from api.create_group import CreateGroup, create_group
 from api.db import make_engine, utcnow
 from api.models import Observation, ObservationTag, Stint
 from api.observation_schemas import ObservationCreate
-from api.observation_writes import NewObservation, new_observation
+from api.observation_writes import NewObservation, insert_observations, new_observation
 from tests.conftest import STINT
 
 
@@ -165,3 +165,43 @@ def test_a_create_from_the_event_loop_is_answered_there(engine, make, db):
 def test_only_sqlite_engines_have_a_group(engine):
     assert create_group(engine) is create_group(engine)
     assert create_group(sa.create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")) is None
+
+
+def test_a_grouped_create_writes_the_rows_the_session_path_writes(engine, make):
+    """The group's writer builds its rows without an ORM session (new_observation_rows): the same
+    rows, table by table, as insert_observations through a session (the sync push's path)."""
+    tasks: list[Any] = []
+
+    def seen(conn, cursor, sql, params, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if sql.startswith("INSERT INTO search_task"):
+            tasks.extend(params if executemany else [params])
+
+    grouped, alone = make("一组写的", None), make("会话写的", None)
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert CreateGroup(engine).write(grouped) is True
+        with Session(engine) as session:
+            insert_observations(session, [alone])
+            session.commit()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+
+    def rows(table: str, key: str, value: str) -> list[dict[str, Any]]:
+        with engine.connect() as conn:
+            found = conn.execute(sa.text(f"SELECT * FROM {table} WHERE {key} = :v"), {"v": value})
+            return [dict(row._mapping) for row in found]
+
+    differ = {"id", "observation_id", "entity_id", "seq", "text", "create_hash", "changed_at", "received_at"}
+    differ |= {"updated_at", "observed_at", "day"}
+    for table, key, fmt in (
+        ("observation", "id", lambda o: o.id.hex),
+        ("observation_tag", "observation_id", lambda o: o.id.hex),
+        ("sync_change", "entity_id", lambda o: str(o.id)),
+    ):
+        mine, theirs = rows(table, key, fmt(grouped)), rows(table, key, fmt(alone))
+        assert len(mine) == len(theirs) > 0, table
+        assert [{k: v for k, v in r.items() if k not in differ} for r in mine] == [
+            {k: v for k, v in r.items() if k not in differ} for r in theirs
+        ], table
+    assert [(t[0], len(t)) for t in tasks] == [("observation", 3), ("observation", 3)]
+    assert {t[1] for t in tasks} == {str(grouped.id), str(alone.id)}

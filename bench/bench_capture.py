@@ -91,7 +91,33 @@ worker serves all 8 connections (9.4 s of CPU in a 10 s window against 0.2 s), a
 near 1 / 2.5 ms = 400 creates/s whatever the writes cost; runs where the connections were shared
 reached 452/s. In a sampled profile of that worker's GIL (py-spy --gil) the event loop held it ~49 %
 (FastAPI's dependency solving ~14 %), the indexer ~25 %, the sign-in and role query ~13 %, the
-grouped write ~8 %."""
+grouped write ~8 %.
+
+Later on 25 Nov 2026 (another machine: echo 1,225-1,391/s), the target came within reach by taking
+away whole steps rather than trimming them. Figures are creates/s and server CPU per create; "split"
+is per-thread CPU (/proc/<pid>/task, threads named with py-spy dump) over 7 s of the bench's load:
+- parts switched off by a temporary flag (interleaved): everything 369-403/s at 3.0-3.1 ms; no
+  indexer 498-504/s at 2.2 ms; no write either 736-769/s at 1.3-1.4 ms; with the sign-in answered
+  from a cache as well 981-999/s at 0.7 ms: the ORM sign-in (query, session, threadpool call) cost
+  ~0.6 ms, as much as the rest of the request path;
+- the sign-in and role read on the event loop through sqlite3 (api/loop_sign_in.py): 400 / 382 ->
+  449 / 463/s, 3.1 -> 2.5 ms;
+- a listening socket per worker (api/workers.py, SO_REUSEPORT, replacing UV_TCP_SINGLE_ACCEPT; the
+  bare apps are served the same way): no run with one worker alone any more (5 + 6 CPU-s instead
+  of 0.2 + 9.4); ratio 0.37;
+- the group's writer takes its batch once it holds the write lock: 1.6 -> 2.0 creates a COMMIT;
+- the create route async, its write handed to a writer thread per worker and awaited (no
+  threadpool call, no parked thread per waiting create): 0.46, 1.75 ms; split: event loop 0.72,
+  writer 0.43, indexer 0.51 ms per create (before: loop 0.80, request threads 0.71, indexer 0.63);
+- no request session in the route's dependencies, the loop sign-in through mmap: loop 0.66 ms;
+- the writer through a Core connection, rows built without an ORM session: a batch of one 645 ->
+  509 us of CPU in process; the bench 0.49 (635 vs 1,283/s, 1.71 ms).
+Tried without effect: a shorter GIL switch interval (1 and 0.5 ms: 650 / 642 vs 643/s), a tiered
+merge policy for the index (the same CPU per document as Whoosh's MERGE_SMALL in rounds of 100 and
+of 300). What is left, per create: the event loop ~0.66-0.74 ms (uvicorn, FastAPI's dependencies
+and validation, the JSON access log, the answer; the bare echo app's whole server is ~0.3), Whoosh
+~0.5-0.65 (~0.47 ms a document plus ~34 ms a round, a round every 0.5 s under load), the writer
+~0.45 (~0.15 of it system time: the fsync'd COMMIT, two per ~2 creates with two workers)."""
 
 import asyncio
 import itertools

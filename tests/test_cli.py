@@ -82,8 +82,11 @@ def test_serve_migrates_and_tells_how_to_sign_in(tmp_path: Path):
             raise AssertionError("server did not answer")
         page = httpx.get(f"http://127.0.0.1:{port}/")
         assert page.status_code == 200 and "Fieldbook" in page.text
-        # Each worker accepts from a listening socket of its own (api/workers.py).
-        held = _listening_sockets_held(proc.pid, port)
+        # Each worker accepts from a listening socket of its own (api/workers.py); the second may
+        # still be starting when the first answers.
+        deadline = time.monotonic() + 30
+        while len(held := _listening_sockets_held(proc.pid, port)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert len(held) == 2 and len(set(held.values())) == 2, held
         # A worker that dies is replaced, on the socket (and with the queue) it had.
         dead = next(iter(held))

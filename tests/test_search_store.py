@@ -2,6 +2,7 @@
 is applied (the indexer re-applies a batch when it crashed between the index commit and deleting
 the batch's task rows)."""
 
+import json
 import random
 import uuid
 from datetime import UTC, datetime
@@ -77,15 +78,17 @@ def _contents(store: IndexStore) -> dict[str, Any]:
                 stats = (info.doc_frequency(), info.weight(), info.min_length(), info.max_length())
                 terms[(field, text)] = (stats, info.max_weight(), postings)
             lengths = [reader.doc_field_length(n, "text") for n in range(reader.doc_count_all())]
+            stored = [reader.stored_fields(n) for n in reader.all_doc_ids()]
             segments = [segment.doc_count_all() for segment in ix._segments()]
-            return {"terms": terms, "lengths": lengths, "segments": segments}
+            return {"terms": terms, "lengths": lengths, "stored": stored, "segments": segments}
     finally:
         ix.close()
 
 
 def test_the_writers_codec_writes_what_whooshs_own_writes(tmp_path: Path, monkeypatch: Any) -> None:
-    """Our writers read a new segment's field lengths once per document, not once per posting: the
-    index they write (a build, then small batches that Whoosh merges) reads back the same."""
+    """Our writers read a new segment's field lengths once per document, not once per posting, and
+    store fields uncompressed: the index they write (a build, then small batches that Whoosh
+    merges) reads back the same."""
     words = ["调度员", "手工排班", "Excel", "司机", "排队领单", "月底对账", "打印", "表格", "系统慢", "补录"]
 
     def docs(start: int, count: int) -> list[SearchDoc]:
@@ -106,6 +109,25 @@ def test_the_writers_codec_writes_what_whooshs_own_writes(tmp_path: Path, monkey
     whooshs = write(tmp_path / "whoosh")
     assert len(ours["segments"]) < 13  # merges happened
     assert ours["terms"] and ours == whooshs
+
+
+def test_an_index_written_by_whooshs_own_codec_takes_our_writes(tmp_path: Path, monkeypatch: Any) -> None:
+    """An index from before our codec (stored fields compressed) and segments of ours, merged
+    together: every document reads back, searchable and with its stored body."""
+    store = _store(tmp_path)
+    with monkeypatch.context() as patched:
+        patched.setattr(api.search_index, "_WriteCodec", W3Codec)
+        store.apply([_doc(f"old{n}", f"仓库主管手写补录 {n}") for n in range(6)], [])
+    for n in range(6):  # Whoosh merges the small segments at some of these commits
+        store.apply([_doc(f"new{n}", f"调度员手工排班 {n}")], ["observation:old0"] if n == 0 else [])
+    assert set(_indexed(store)) == {f"observation:old{n}" for n in range(1, 6)} | {
+        f"observation:new{n}" for n in range(6)
+    }
+    contents = _contents(store)
+    assert len(contents["segments"]) < 7
+    assert sorted(json.loads(fields["body"])["texts"]["text"] for fields in contents["stored"]) == sorted(
+        [f"仓库主管手写补录 {n}" for n in range(1, 6)] + [f"调度员手工排班 {n}" for n in range(6)]
+    )
 
 
 def test_segments_are_named_whatever_the_global_random_generator_says(tmp_path: Path) -> None:

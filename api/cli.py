@@ -91,15 +91,17 @@ def serve(
     _remove_temp_files()
     os.environ.setdefault("FIELDBOOK_LOG_JSON", "1")  # inherited by every worker process
     from api import workers as worker_processes  # uvicorn: only for this command
+    from api.search import indexer_for_workers
 
-    worker_processes.run(
-        "api.main:serve_app",
-        workers=workers,
-        host=host,
-        port=port,
-        proxy_headers=True,
-        log_config=None,  # our JSON logging, configured in create_app
-    )
+    with indexer_for_workers(Settings()):
+        worker_processes.run(
+            "api.main:serve_app",
+            workers=workers,
+            host=host,
+            port=port,
+            proxy_headers=True,
+            log_config=None,  # our JSON logging, configured in create_app
+        )
 
 
 def _release_claims(engine: sa.Engine) -> None:

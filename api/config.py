@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     # One JSON line per log record on stderr (set by `fieldbook serve`); plain logging otherwise.
     log_json: bool = False
 
+    # Each app process keeps the search index up to date with a thread of its own; `fieldbook serve`
+    # runs one indexer for all of its workers instead and sets this false for them.
+    indexer_thread: bool = True
+
     # The PWA's files; default: frontend/ beside the package (the source tree; /app/frontend in Docker).
     frontend_dir: Path | None = None
 

@@ -7,9 +7,10 @@ language), ``search_analysis`` (Chinese/English tokens, snippets), ``search_inde
 ``search_indexer`` (the single writer, reindex, check), and this module (HTTP and wiring).
 """
 
+import os
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -22,13 +23,14 @@ from starlette.concurrency import run_in_threadpool
 from api import search_debrief_sources, search_sources  # noqa: F401  (register the index's sources)
 from api.access import stint_access
 from api.auth import CurrentUser
-from api.db import SessionDep
+from api.config import Settings
+from api.db import SessionDep, make_engine
 from api.errors import AppError, BadRequest, ErrorResponse, Invalid, responses
 from api.fields import normalise_tag
 from api.models import Membership, ObservationDimension, ObservationKind, Stint, User
 from api.search_analysis import analyse_clause, snippet
 from api.search_index import Filters, IndexStore, IndexUnavailable
-from api.search_indexer import Indexer
+from api.search_indexer import Indexer, store_for
 from api.search_query import DocType, QueryError, parse_query
 
 router = APIRouter(prefix="/api", tags=["search"])
@@ -253,12 +255,14 @@ def search(
 
 
 def install(app: FastAPI) -> None:
-    """Mount the search API and run this process's indexer thread for the app's lifetime."""
+    """Mount the search API and, unless ``fieldbook serve`` indexes for its workers, run this
+    process's indexer thread for the app's lifetime."""
     store = IndexStore(app.state.settings.data_dir / "search")
-    indexer = Indexer(store, app.state.engine)
     app.state.search_store = store
-    app.state.search_indexer = indexer
     app.include_router(router)
+    if not app.state.settings.indexer_thread:
+        return
+    indexer = Indexer(store, app.state.engine)
     inner = app.router.lifespan_context
 
     @asynccontextmanager
@@ -271,3 +275,21 @@ def install(app: FastAPI) -> None:
             await run_in_threadpool(indexer.stop)
 
     app.router.lifespan_context = lifespan
+
+
+@contextmanager
+def indexer_for_workers(settings: Settings) -> Iterator[None]:
+    """For ``fieldbook serve``: one indexer thread in this process for every worker it starts, the
+    workers running none (they inherit ``FIELDBOOK_INDEXER_THREAD=0``). In each worker the indexer
+    shared the GIL with the event loop and the group commit's writer, which waited for it: the
+    capture bench (2 workers) went 632-671 -> 726-747 creates/s with the index kept apart (A/B,
+    interleaved, 25 Nov 2026). Started before the workers: an empty index exists when they serve."""
+    engine = make_engine(settings.sqlalchemy_url)
+    indexer = Indexer(store_for(settings.data_dir), engine, for_other_processes=True)
+    indexer.start()
+    os.environ["FIELDBOOK_INDEXER_THREAD"] = "0"
+    try:
+        yield
+    finally:
+        indexer.stop()
+        engine.dispose()

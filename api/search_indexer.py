@@ -1,6 +1,9 @@
 """Keeping the index in step with the database: exactly one writer at a time.
 
-Every web worker process runs one :class:`Indexer` thread. A cycle takes the indexer file lock
+An app process runs one :class:`Indexer` thread, except under ``fieldbook serve``, where one
+indexer in the serving command's own process keeps the index for all of its workers
+(:func:`api.search.indexer_for_workers`); it sees their commits through ``PRAGMA data_version``
+on SQLite, and polls on PostgreSQL. A cycle takes the indexer file lock
 without waiting; whoever holds it drains the ``search_task`` queue in batches (read the records
 back through their sources, apply them to Whoosh in one commit, then delete exactly the tasks it
 read). Several uvicorn workers are therefore safe, and a write is never lost: its task stays in
@@ -13,6 +16,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import sqlite3
 import threading
 import time
 import weakref
@@ -50,6 +54,9 @@ ROUND_SECONDS = 0.25
 # so two workers took turns every ~0.25 s (rounds of ~50 instead of ~100 under the capture bench).
 BUSY_TASKS = 20
 BUSY_ROUND_SECONDS = 0.5
+# How often an indexer that serves other processes looks for their commits (SQLite): a look reads
+# the WAL index in shared memory, a few microseconds.
+WATCH_SECONDS = 0.02
 _INDEXERS: "weakref.WeakSet[Indexer]" = weakref.WeakSet()
 
 
@@ -91,10 +98,52 @@ def _forget_after_rollback(session: OrmSession) -> None:
     session.info.pop("search_tasks_added", None)
 
 
+class CommitWatch:
+    """Commits to a SQLite database by other connections, processes included, seen through ``PRAGMA
+    data_version`` on a connection of its own that never writes."""
+
+    def __init__(self, database: str) -> None:
+        self._connection = sqlite3.connect(database, check_same_thread=False, isolation_level=None)
+        self._connection.execute("PRAGMA query_only=1")
+        self._seen = self._version()
+
+    def _version(self) -> int:
+        return int(self._connection.execute("PRAGMA data_version").fetchone()[0])
+
+    def changed(self) -> bool:
+        """Has anyone else committed since the last look? True when it cannot tell."""
+        try:
+            now = self._version()
+        except sqlite3.Error:
+            return True
+        changed, self._seen = now != self._seen, now
+        return changed
+
+    def close(self) -> None:
+        self._connection.close()
+
+
 class Indexer:
-    def __init__(self, store: IndexStore, engine: sa.Engine, poll_seconds: float = POLL_SECONDS) -> None:
+    def __init__(
+        self,
+        store: IndexStore,
+        engine: sa.Engine,
+        poll_seconds: float = POLL_SECONDS,
+        *,
+        for_other_processes: bool = False,
+    ) -> None:
+        """``for_other_processes``: the writes to index come from processes that cannot wake this
+        indexer (the workers of ``fieldbook serve``): on SQLite it watches for their commits."""
         self.store = store
         self.engine = engine
+        url = engine.url
+        self._watched = (
+            url.database
+            if for_other_processes
+            and url.get_backend_name() == "sqlite"
+            and url.database not in (None, "", ":memory:")
+            else None
+        )
         # Reads the queue and the documents without SQLite's write lock: as a write (BEGIN
         # IMMEDIATE) a round held up every create while it loaded the documents.
         self.read_engine = reading(engine)
@@ -129,6 +178,19 @@ class Indexer:
         self._wake.set()
 
     def _run(self) -> None:
+        watch = None
+        if self._watched:
+            try:
+                watch = CommitWatch(self._watched)
+            except sqlite3.Error:
+                log.warning("cannot watch %s for commits: polling instead", self._watched, exc_info=True)
+        try:
+            self._rounds(watch)
+        finally:
+            if watch is not None:
+                watch.close()
+
+    def _rounds(self, watch: CommitWatch | None) -> None:
         failures = 0
         while not self._stop.is_set():
             self._wake.clear()
@@ -146,7 +208,18 @@ class Indexer:
                 log.exception("search indexer cycle failed (%d in a row)", failures)
                 self._stop.wait(min(30.0, 0.5 * 2**failures))
             self._stop.wait(pause - (time.monotonic() - started))
+            self._idle(watch)
+
+    def _idle(self, watch: CommitWatch | None) -> None:
+        """Until woken by a commit in this process or, watching, seen another's; at the latest
+        after ``poll_seconds``."""
+        if watch is None:
             self._wake.wait(self.poll_seconds)
+            return
+        deadline = time.monotonic() + self.poll_seconds
+        while not self._wake.wait(WATCH_SECONDS):
+            if watch.changed() or time.monotonic() >= deadline:
+                return
 
     def cycle(self) -> int:
         """One turn: rebuild if asked to, else apply queued tasks. Answers how many were applied."""

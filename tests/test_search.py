@@ -4,6 +4,8 @@ and ``fieldbook check`` — against a real index on disk and the real indexer th
 
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -619,6 +621,46 @@ def test_a_busy_round_paces_every_workers_indexer(tmp_path, monkeypatch):
         os.utime(stamp, (later, later))
         assert second.held_off() == 0.0
     finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("for_other_processes", [True, False])
+def test_an_indexer_for_other_processes_sees_their_commits(tmp_path, for_other_processes):
+    """``fieldbook serve`` indexes in its own process for its workers, whose commits cannot wake it:
+    on SQLite it watches for them, well before its poll (here a minute) comes round."""
+    database = tmp_path / "fieldbook.db"
+    engine = make_engine(f"sqlite:///{database}")
+    migrations.upgrade(engine)
+    indexer = Indexer(
+        IndexStore(tmp_path / "search"), engine, poll_seconds=60, for_other_processes=for_other_processes
+    )
+    indexer.start()
+
+    def queued() -> int:
+        with engine.connect() as connection:
+            return int(connection.execute(sa.select(sa.func.count()).select_from(SearchTask)).scalar_one())
+
+    try:
+        time.sleep(0.5)  # its first rounds are done: it waits
+        # Another process queues a task (for a record that is gone: applying it deletes the task).
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(\"INSERT INTO search_task"
+                " (doc_type, doc_id, created_at) VALUES ('observation', 'gone', '2026-11-25 07:00:00')\");"
+                " c.commit()",
+                str(database),
+            ],
+            check=True,
+        )
+        assert queued() == 1
+        deadline = time.monotonic() + (10 if for_other_processes else 1.5)
+        while queued() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert queued() == (0 if for_other_processes else 1)
+    finally:
+        indexer.stop()
         engine.dispose()
 
 

@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -641,13 +642,17 @@ def test_an_indexer_for_other_processes_sees_their_commits(tmp_path, for_other_p
             return int(connection.execute(sa.select(sa.func.count()).select_from(SearchTask)).scalar_one())
 
     try:
+        assert indexer._thread is not None and indexer._thread.native_id is not None
+        stat = Path(f"/proc/self/task/{indexer._thread.native_id}/stat").read_text()
+        nice = int(stat.rsplit(")", 1)[1].split()[16])  # after the name: field 19 of proc(5)
+        assert nice == (10 if for_other_processes else 0)  # it gives the workers a core first
         time.sleep(0.5)  # its first rounds are done: it waits
         # Another process queues a task (for a record that is gone: applying it deletes the task).
         subprocess.run(
             [
                 sys.executable,
                 "-c",
-                "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(\"INSERT INTO search_task"
+                'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("INSERT INTO search_task'
                 " (doc_type, doc_id, created_at) VALUES ('observation', 'gone', '2026-11-25 07:00:00')\");"
                 " c.commit()",
                 str(database),

@@ -92,7 +92,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(exports.router)
     app.include_router(sync.router)
     app.include_router(sync_changes.router)
-    search.install(app)  # the search router, and this process's indexer thread
+    search.install(
+        app
+    )  # the search router, and this process's indexer thread unless `fieldbook serve` runs one
 
     @app.get(
         "/healthz", tags=["ops"], responses={503: {"model": ErrorResponse, "description": "Database down"}}

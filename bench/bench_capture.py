@@ -117,7 +117,25 @@ merge policy for the index (the same CPU per document as Whoosh's MERGE_SMALL in
 of 300). What is left, per create: the event loop ~0.66-0.74 ms (uvicorn, FastAPI's dependencies
 and validation, the JSON access log, the answer; the bare echo app's whole server is ~0.3), Whoosh
 ~0.5-0.65 (~0.47 ms a document plus ~34 ms a round, a round every 0.5 s under load), the writer
-~0.45 (~0.15 of it system time: the fsync'd COMMIT, two per ~2 creates with two workers)."""
+~0.45 (~0.15 of it system time: the fsync'd COMMIT, two per ~2 creates with two workers).
+
+Later on 25 Nov 2026 (echo 1,384-1,461/s): the index kept apart from the workers. A/B pairs on the
+real server (8 s windows, interleaved; creates/s):
+- Whoosh's stored fields uncompressed (zlib, again at every merge, was ~17 % of the indexer): the
+  indexer 0.55 -> 0.50 ms of CPU per create, rates within the noise (632-671 vs 643-684);
+- one indexer in ``fieldbook serve``'s own process for both workers (api/search.py), none in the
+  workers: 665 / 687 / 692 -> 738 / 740 / 744. In a worker the indexer shared the GIL with the event
+  loop and the writer; the writer's COMMIT took 1.0-1.3 ms of wall time under load for 0.23 ms of
+  CPU (0.33 ms alone, 0.63 ms beside two busy loops: a thread woken on a busy machine waits for a
+  core), so anything that keeps the workers' threads off a core shortens every create;
+- that indexer at nice 10, and request ids without a system call: 736 / 756 / 771 -> 757 / 775 / 783.
+The whole bench after them: echo 1,384-1,443/s, ours 748-775/s at 1.49 ms, ratio 0.54 (met).
+Per create: event loop ~0.58-0.60 ms (the sign-in's query ~80 us of it in the server, ~12 us in a
+quiet process: each read after another connection's commit restarts SQLite's page cache, and its
+memory map (munmap); answered from memory it would be +6 % but nothing would see a revocation),
+indexer ~0.45-0.50 (its own process), writer ~0.35. Tried without effect: the GIL switch interval
+(0.2-1 ms), no memory map for the sign-in's connection, a checkpoint thread instead of SQLite's
+automatic checkpoints (+1 %), no security headers; no access log was +1-2 %."""
 
 import asyncio
 import itertools

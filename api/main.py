@@ -92,9 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(exports.router)
     app.include_router(sync.router)
     app.include_router(sync_changes.router)
-    search.install(
-        app
-    )  # the search router, and this process's indexer thread unless `fieldbook serve` runs one
+    # The search router, and this process's indexer thread unless `fieldbook serve` runs one.
+    search.install(app)
 
     @app.get(
         "/healthz", tags=["ops"], responses={503: {"model": ErrorResponse, "description": "Database down"}}

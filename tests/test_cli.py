@@ -88,6 +88,9 @@ def test_serve_migrates_and_tells_how_to_sign_in(tmp_path: Path):
         while len(held := _listening_sockets_held(proc.pid, port)) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert len(held) == 2 and len(set(held.values())) == 2, held
+        # The serving process keeps the search index for its workers, which run no indexer of their own.
+        for worker in held:
+            assert b"FIELDBOOK_INDEXER_THREAD=0" in Path(f"/proc/{worker}/environ").read_bytes().split(b"\0")
         # A worker that dies is replaced, on the socket (and with the queue) it had.
         dead = next(iter(held))
         os.kill(dead, signal.SIGKILL)

@@ -280,9 +280,10 @@ def check(
     corrupt with --deep, unreferenced blobs, files left by an interrupted write); exit 1 if any."""
     from datetime import timedelta
 
+    from api.search_check import IndexerBusy
+    from api.search_check import check as check_search
     from api.search_index import IndexUnavailable
-    from api.search_indexer import IndexerBusy, store_for
-    from api.search_indexer import check as check_search
+    from api.search_indexer import store_for
     from api.store_check import check_store
     from storage import make_store
 

@@ -4,7 +4,8 @@ actions once their areas register sources) across the stints the caller belongs 
 Layout of the search area: ``search_docs`` (the narrow interface other areas call: tasks and
 sources), ``search_sources`` (observations, daily summaries), ``search_query`` (the query
 language), ``search_analysis`` (Chinese/English tokens, snippets), ``search_index`` (Whoosh),
-``search_indexer`` (the single writer, reindex, check), and this module (HTTP and wiring).
+``search_indexer`` (the single writer, reindex), ``search_check`` (``fieldbook check``), and this module
+(HTTP and wiring).
 """
 
 import os

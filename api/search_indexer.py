@@ -23,7 +23,6 @@ import time
 import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -307,7 +306,7 @@ class Indexer:
 
 
 def _yield_the_cpu() -> None:
-    """Lower this thread's priority (nice 10; Linux sets it per thread): an indexer beside the
+    """Lower this thread's priority (nice +10; Linux sets it per thread): an indexer beside the
     workers gives them a core first. Under load a request waiting for a core costs more than a
     document indexed a moment later, and rounds that wait grow larger and cheaper per document.
     Capture bench A/B, with api.logs's request ids from a generator of its own: 736 / 756 / 771 ->
@@ -315,7 +314,8 @@ def _yield_the_cpu() -> None:
     if sys.platform != "linux":
         return  # elsewhere the call would renice the whole process
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + 10))
     except OSError:
         log.warning("could not lower the search indexer's priority", exc_info=True)
 
@@ -357,84 +357,5 @@ def _resolve(session: Session, tasks: Sequence[SearchTask]) -> tuple[list[Search
     return upserts, deletes
 
 
-@dataclass
-class CheckReport:
-    indexed: int = 0
-    in_database: int = 0
-    pending_tasks: int = 0
-    missing: list[str] = field(default_factory=list)  # in the database, not in the index
-    stale: list[str] = field(default_factory=list)  # indexed content differs from the database
-    extra: list[str] = field(default_factory=list)  # in the index, gone from the database
-    in_flight: int = 0  # differences explained by tasks not yet applied
-
-    @property
-    def ok(self) -> bool:
-        return not (self.missing or self.stale or self.extra)
-
-    def lines(self, examples: int = 5) -> list[str]:
-        out = [
-            f"search: {self.in_database} record(s) in the database, {self.indexed} in the index, "
-            f"{self.pending_tasks} task(s) queued ({self.in_flight} difference(s) explained by them)"
-        ]
-        for name, keys in (
-            ("missing from the index", self.missing),
-            ("indexed with outdated content", self.stale),
-            ("in the index but gone from the database", self.extra),
-        ):
-            if keys:
-                shown = ", ".join(keys[:examples]) + (" …" if len(keys) > examples else "")
-                out.append(f"search: {len(keys)} {name}: {shown}")
-        return out
-
-
 def store_for(data_dir: Path) -> IndexStore:
     return IndexStore(data_dir / "search")
-
-
-class IndexerBusy(Exception):
-    """Another process holds the indexer's lock (a rebuild, say) longer than we waited."""
-
-
-def check(
-    store: IndexStore, engine: sa.Engine, *, lock: bool = True, wait_seconds: float = 60.0
-) -> CheckReport:
-    """Compare every record the sources know with what the index holds.
-
-    Under the indexer's lock, so the index and the queue hold still; the queued tasks are read after
-    the records, so a record written meanwhile is either seen with its task or not seen at all.
-    ``lock=False``: the caller holds the lock already."""
-    report = CheckReport()
-    held = indexer_lock(store.lock_path, wait_seconds=wait_seconds) if lock else contextlib.nullcontext(True)
-    with held as got:
-        if not got:
-            raise IndexerBusy("the search indexer is busy (lock held); try again later")
-        indexed = store.stored_fingerprints()
-        report.indexed = len(indexed)
-        unmatched: list[tuple[str, bool]] = []  # key, and whether the index holds another version
-        with Session(engine, expire_on_commit=False) as session:
-            for src in sources():
-                for batch in src.iter_all(session):
-                    session.commit()
-                    for doc in batch:
-                        report.in_database += 1
-                        fp = indexed.pop(doc.key, None)
-                        if fp != doc.fingerprint():
-                            unmatched.append((doc.key, fp is not None))
-            pending = {
-                f"{t}:{i}"
-                for t, i in session.execute(sa.select(col(SearchTask.doc_type), col(SearchTask.doc_id)))
-            }
-    report.pending_tasks = len(pending)
-    for key, stale in unmatched:
-        if key in pending:
-            report.in_flight += 1
-        elif stale:
-            report.stale.append(key)
-        else:
-            report.missing.append(key)
-    for key in indexed:
-        if key in pending:
-            report.in_flight += 1
-        else:
-            report.extra.append(key)
-    return report

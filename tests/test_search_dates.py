@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from api.logday import log_day
-from api.search_indexer import check
+from api.search_check import check
 from tests.test_search import observe, search, settle, wait_for
 
 

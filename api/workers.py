@@ -31,7 +31,9 @@ logger = logging.getLogger("uvicorn.error")
 
 
 def run(app: str, *, workers: int, **options: Any) -> None:
-    """``uvicorn.run(app, factory=True, workers=workers, **options)``, with a socket per worker."""
+    """``uvicorn.run(app, factory=True, workers=workers, **options)``, with a socket per worker and
+    request bodies handed over without uvicorn's copies (``api.http_protocol``)."""
+    options.setdefault("http", "api.http_protocol:BodyChunksAsTheyCome")
     if workers > 1 and sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT"):
         SocketPerWorker(Config(app, factory=True, workers=workers, **options)).run()
         return

@@ -13,7 +13,7 @@ The log keeps one row per record (its latest change): a new change replaces the 
 and a cursor below it answers 410 (the client resyncs)."""
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -30,6 +30,8 @@ TOMBSTONE_RETENTION = timedelta(days=90)
 # Any constant works; it only has to differ from other advisory locks taken in this database.
 _ADVISORY_LOCK = 0x0F1E1DB00C
 _PENDING = "fieldbook_pending_changes"
+# (type, entity id) -> (new, the log row, its changed_at set at COMMIT); see record_change.
+_Pending = dict[tuple[str, str], tuple[bool, dict[str, Any]]]
 
 
 class ChangeType(StrEnum):
@@ -89,19 +91,58 @@ def record_change(
 ) -> None:
     """Note that a record changed; written to the log when this transaction commits. ``new``: the
     record was inserted in this transaction and its kind is never hard-deleted, so the log holds no
-    earlier row of it to replace (a push of a thousand creates skips looking)."""
-    pending: dict[tuple[str, str], dict[str, Any]] = session.info.setdefault(_PENDING, {})
-    key = (type.value, str(entity_id))
-    earlier = pending.pop(key, None)  # the latest change of a record counts, in the order made
-    pending[key] = {
-        "new": new and (earlier is None or earlier["new"]),
-        "type": type.value,
-        "entity_id": str(entity_id),
-        "stint_id": stint_id,
-        "user_id": user_id,
-        "version": version,
-        "deleted": deleted,
-    }
+    earlier row of it to replace (a push of a thousand creates skips looking).
+
+    Kept as (new, the log row as it will be inserted): the row gets its ``changed_at`` at COMMIT,
+    not rebuilt then (a push notes a thousand)."""
+    info = session.info
+    pending: _Pending | None = info.get(_PENDING)
+    if pending is None:
+        pending = info[_PENDING] = {}
+    kind: str = type._value_  # the member's own attribute: ``.value`` is a property, a Python call
+    text = str(entity_id)
+    key = (kind, text)
+    # The latest change of a record counts, in the order made (an earlier one is dropped).
+    earlier = pending.pop(key, None) if pending else None
+    pending[key] = (
+        new and (earlier is None or earlier[0]),
+        {
+            "type": kind,
+            "entity_id": text,
+            "stint_id": stint_id,
+            "user_id": user_id,
+            "version": version,
+            "deleted": deleted,
+            "changed_at": None,
+        },
+    )
+
+
+def record_new_changes(session: Session, type: ChangeType, records: Iterable[tuple[str, uuid.UUID]]) -> None:
+    """``record_change(session, type, entity_id, stint_id=stint_id, version=1, new=True)`` for each
+    (entity id as text, stint id) of ``records``, in their order: records just inserted (a batch of
+    creates notes them in one call, not a call each)."""
+    info = session.info
+    pending: _Pending | None = info.get(_PENDING)
+    if pending is None:
+        pending = info[_PENDING] = {}
+    kind: str = type._value_
+    pop = pending.pop
+    for text, stint_id in records:
+        key = (kind, text)
+        earlier = pop(key, None)
+        pending[key] = (
+            earlier is None or earlier[0],
+            {
+                "type": kind,
+                "entity_id": text,
+                "stint_id": stint_id,
+                "user_id": None,
+                "version": 1,
+                "deleted": False,
+                "changed_at": None,
+            },
+        )
 
 
 def new_record_rows(
@@ -140,12 +181,12 @@ def record_access(session: Session, stint_id: uuid.UUID, user_id: uuid.UUID, *, 
     )
 
 
-def pending_mark(session: Session) -> dict[tuple[str, str], dict[str, Any]]:
+def pending_mark(session: Session) -> _Pending:
     """A copy of the changes noted so far, to restore when a savepoint is rolled back."""
     return dict(session.info.get(_PENDING, {}))
 
 
-def pending_restore(session: Session, mark: dict[tuple[str, str], dict[str, Any]]) -> None:
+def pending_restore(session: Session, mark: _Pending) -> None:
     session.info[_PENDING] = dict(mark)
 
 
@@ -158,7 +199,7 @@ def logged_version(session: Session, type: ChangeType, entity_id: str) -> int:
 
 
 def _write_pending(session: Session) -> None:
-    pending: dict[tuple[str, str], dict[str, Any]] | None = session.info.pop(_PENDING, None)
+    pending: _Pending | None = session.info.pop(_PENDING, None)
     if not pending:
         return
     session.flush()
@@ -167,17 +208,16 @@ def _write_pending(session: Session) -> None:
         # Held until COMMIT has become visible: seq order is commit order.
         connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_ADVISORY_LOCK)))
     by_type: dict[str, list[str]] = {}
-    for row in pending.values():
-        if not row["new"]:
+    for new, row in pending.values():
+        if not new:
             by_type.setdefault(row["type"], []).append(row["entity_id"])
     table = SyncChange.__table__  # type: ignore[attr-defined]
     for type_, ids in by_type.items():
         connection.execute(sa.delete(table).where(table.c.type == type_, table.c.entity_id.in_(ids)))
     now = utcnow()
-    rows = [
-        {key: value for key, value in row.items() if key != "new"} | {"changed_at": now}
-        for row in pending.values()
-    ]
+    rows = [row for _new, row in pending.values()]
+    for row in rows:
+        row["changed_at"] = now
     insert_many(session, table, rows)
 
 

@@ -136,8 +136,14 @@ def record_index_task(session: Session, doc_type: str, doc_id: uuid.UUID | str) 
 
 
 def record_index_tasks(session: Session, doc_type: str, doc_ids: Iterable[uuid.UUID | str]) -> None:
-    for doc_id in doc_ids:
-        record_index_task(session, doc_type, doc_id)
+    """:func:`record_index_task` for each of ``doc_ids``, in their order (one call for a batch)."""
+    tasks = [(doc_type, str(doc_id)) for doc_id in doc_ids]
+    if not tasks:
+        return
+    if not session.in_transaction():
+        session.begin()
+    session.info.setdefault(_PENDING, []).extend(tasks)
+    session.info["search_tasks_added"] = True
 
 
 def new_task_rows(doc_type: str, doc_ids: Sequence[str], now: datetime) -> list[dict[str, Any]]:

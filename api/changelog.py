@@ -118,31 +118,25 @@ def record_change(
     )
 
 
-def record_new_changes(session: Session, type: ChangeType, records: Iterable[tuple[str, uuid.UUID]]) -> None:
+def record_new_changes(session: Session, type: ChangeType, records: Sequence[tuple[str, uuid.UUID]]) -> None:
     """``record_change(session, type, entity_id, stint_id=stint_id, version=1, new=True)`` for each
     (entity id as text, stint id) of ``records``, in their order: records just inserted (a batch of
     creates notes them in one call, not a call each)."""
+    record_new_rows(session, new_record_rows(type, records, utcnow()))
+
+
+def record_new_rows(session: Session, rows: Iterable[dict[str, Any]]) -> None:
+    """Note the log rows that :func:`new_record_rows` built (taken as they are: their ``changed_at``
+    is set at COMMIT), as :func:`record_new_changes` does, for a writer that built them already."""
     info = session.info
     pending: _Pending | None = info.get(_PENDING)
     if pending is None:
         pending = info[_PENDING] = {}
-    kind: str = type._value_
     pop = pending.pop
-    for text, stint_id in records:
-        key = (kind, text)
+    for row in rows:
+        key = (row["type"], row["entity_id"])
         earlier = pop(key, None)
-        pending[key] = (
-            earlier is None or earlier[0],
-            {
-                "type": kind,
-                "entity_id": text,
-                "stint_id": stint_id,
-                "user_id": None,
-                "version": 1,
-                "deleted": False,
-                "changed_at": None,
-            },
-        )
+        pending[key] = (earlier is None or earlier[0], row)
 
 
 def new_record_rows(

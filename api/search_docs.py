@@ -127,22 +127,28 @@ def record_index_task(session: Session, doc_type: str, doc_id: uuid.UUID | str) 
     applied after the caller commits, and never if the caller rolls back.
 
     The task rows are written together, one multi-row INSERT as the transaction commits (a push
-    records a thousand): a task recorded inside a savepoint that is rolled back is dropped with it."""
+    records a thousand): a task recorded inside a savepoint that is rolled back is dropped with it.
+    Each is kept as the row it will be, its ``created_at`` set then."""
     if not session.in_transaction():
         session.begin()  # as adding a row would: a rollback from here on drops the task
-    pending: list[tuple[str, str]] = session.info.setdefault(_PENDING, [])
-    pending.append((doc_type, str(doc_id)))
+    pending: list[dict[str, Any]] = session.info.setdefault(_PENDING, [])
+    pending.append({"doc_type": doc_type, "doc_id": str(doc_id), "created_at": None})
     session.info["search_tasks_added"] = True
 
 
 def record_index_tasks(session: Session, doc_type: str, doc_ids: Iterable[uuid.UUID | str]) -> None:
     """:func:`record_index_task` for each of ``doc_ids``, in their order (one call for a batch)."""
-    tasks = [(doc_type, str(doc_id)) for doc_id in doc_ids]
-    if not tasks:
+    record_task_rows(session, [{"doc_type": doc_type, "doc_id": str(d), "created_at": None} for d in doc_ids])
+
+
+def record_task_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Queue the task rows that :func:`new_task_rows` built (taken as they are: their ``created_at``
+    is set at COMMIT), as :func:`record_index_tasks` does, for a writer that built them already."""
+    if not rows:
         return
     if not session.in_transaction():
         session.begin()
-    session.info.setdefault(_PENDING, []).extend(tasks)
+    session.info.setdefault(_PENDING, []).extend(rows)
     session.info["search_tasks_added"] = True
 
 
@@ -157,15 +163,13 @@ def _write_pending(session: OrmSession) -> None:
     savepoint may still be rolled back)."""
     if session.in_nested_transaction():
         return
-    pending: list[tuple[str, str]] | None = session.info.pop(_PENDING, None)
+    pending: list[dict[str, Any]] | None = session.info.pop(_PENDING, None)
     if not pending:
         return
     now = utcnow()
-    insert_many(
-        session,
-        SearchTask.__table__,  # type: ignore[attr-defined]
-        [{"doc_type": doc_type, "doc_id": doc_id, "created_at": now} for doc_type, doc_id in pending],
-    )
+    for row in pending:
+        row["created_at"] = now
+    insert_many(session, SearchTask.__table__, pending)  # type: ignore[attr-defined]
 
 
 def _mark_savepoint(session: OrmSession, transaction: SessionTransaction) -> None:

@@ -34,19 +34,30 @@ cyclic garbage collector is paused while the push runs: its passes over the ~20,
 push keeps alive found nothing and cost ~3 ms a push, and now and then ~8 ms more. The target
 (<= 3 x the driver's executemany) is met on SQLite in every run since (python -m bench sync,
 thirteen runs: 2.64-3.00 x, push 57.5-67.8 ms against 19.5-23.0 ms; the code before: 3.09-3.41 x).
-<= 2.7 x is not reliable yet: it needs the push ~5 ms shorter, and what is left is spread thin
-(a ~0.1-0.4 us Python step per value, ~30 values per op); the largest shares outside these files
-are the change log's and index tasks' per-row bookkeeping (~2.5 ms, api/changelog.py,
-api/search_docs.py) and, before the route, the session check with its own thread hop. Tried and
-dropped: writing the fingerprint's time with isoformat instead of pydantic's serializer (slower:
-pydantic's timezone answers each utcoffset call from Rust), checking orjson's output for floats
-with a regex (~1.4 ms a push, more than it saved) or with a set of each container's types (slower
-than one loop over the values), validating the batch's creates in one TypeAdapter call (~0.1 ms),
-keying the batch's caches by the ids' ints (~0.2 ms, within the noise), a larger SQLite page cache
-(no change measured). (Foreign keys, on in the app and off in the baseline's connection, made no
-measurable difference to the executemany; nor did the order of the baseline's rows, sorted or as
-the push wrote them. The baseline's copy of the database is in WAL mode and synchronous=FULL, as
-the app's.)"""
+Later the same day (3e3c76d, 44e379a, e18fdca): the sign-in is read on the event loop on SQLite (the
+capture route's way: ~0.15 ms after another connection's commit, instead of ~0.6 ms of ORM in a
+threadpool call of its own); a batch's creates note their change log and index task rows as
+new_observation_rows builds them (~1.0 -> ~0.4 ms for a thousand; the log's rows are no longer
+rebuilt at COMMIT either); the collector is paused for the whole request, not for its parts (each
+resume passed over the push's live objects: ~0.2 ms, and ~1 ms every other push). Interleaved A/B,
+the bench's own figure (best of three, SQLite only), five pairs: push 60.1-62.5 ms before, 57.5-60.5
+after (the machine busier than above: the baseline 21.0-26.4 ms); python -m bench sync after: 2.78,
+2.79, 2.87 x (push 56.3-60.5 ms against 20.1-21.1 ms). <= 2.7 x is still not reliable: what is left
+in these files is spread thin (the handlers' and the batch loop's ~3-4 us an op); the largest shares
+are elsewhere: the create's validation and new_observation (~10 us an op,
+api/observation_schemas.py, api/observation_writes.py), insert_rows' conversions (api/db.py), and
+before the route the middleware and routing (~0.7 ms before the body is read). Tried and dropped: a
+loop over each container's values for the float check (~0.09 ms less; not worth its subtlety),
+SHA-256 through a copied hasher (no change), letting the collector pass over the body as read
+instead of freeing it first (the same, and more work); writing the fingerprint's time with isoformat
+instead of pydantic's serializer (slower: pydantic's timezone answers each utcoffset call from
+Rust), checking orjson's output for floats with a regex (~1.4 ms a push, more than it saved) or with
+a set of each container's types (slower than one loop over the values), validating the batch's
+creates in one TypeAdapter call (~0.1 ms), keying the batch's caches by the ids' ints (~0.2 ms,
+within the noise), a larger SQLite page cache (no change measured). (Foreign keys, on in the app and
+off in the baseline's connection, made no measurable difference to the executemany; nor did the
+order of the baseline's rows, sorted or as the push wrote them. The baseline's copy of the database
+is in WAL mode and synchronous=FULL, as the app's.)"""
 
 import contextlib
 import gc

@@ -40,24 +40,25 @@ threadpool call of its own); a batch's creates note their change log and index t
 new_observation_rows builds them (~1.0 -> ~0.4 ms for a thousand; the log's rows are no longer
 rebuilt at COMMIT either); the collector is paused for the whole request, not for its parts (each
 resume passed over the push's live objects: ~0.2 ms, and ~1 ms every other push). Interleaved A/B,
-the bench's own figure (best of three, SQLite only), five pairs: push 60.1-62.5 ms before, 57.5-60.5
-after (the machine busier than above: the baseline 21.0-26.4 ms); python -m bench sync after: 2.78,
-2.79, 2.87 x (push 56.3-60.5 ms against 20.1-21.1 ms). <= 2.7 x is still not reliable: what is left
-in these files is spread thin (the handlers' and the batch loop's ~3-4 us an op); the largest shares
-are elsewhere: the create's validation and new_observation (~10 us an op,
-api/observation_schemas.py, api/observation_writes.py), insert_rows' conversions (api/db.py), and
-before the route the middleware and routing (~0.7 ms before the body is read). Tried and dropped: a
-loop over each container's values for the float check (~0.09 ms less; not worth its subtlety),
-SHA-256 through a copied hasher (no change), letting the collector pass over the body as read
-instead of freeing it first (the same, and more work); writing the fingerprint's time with isoformat
-instead of pydantic's serializer (slower: pydantic's timezone answers each utcoffset call from
-Rust), checking orjson's output for floats with a regex (~1.4 ms a push, more than it saved) or with
-a set of each container's types (slower than one loop over the values), validating the batch's
-creates in one TypeAdapter call (~0.1 ms), keying the batch's caches by the ids' ints (~0.2 ms,
-within the noise), a larger SQLite page cache (no change measured). (Foreign keys, on in the app and
-off in the baseline's connection, made no measurable difference to the executemany; nor did the
-order of the baseline's rows, sorted or as the push wrote them. The baseline's copy of the database
-is in WAL mode and synchronous=FULL, as the app's.)"""
+the bench's own figure (best of three, SQLite only), eight pairs: push 60.1-65.5 ms before (median
+62.3), 57.5-60.5 after (median 59.6), lower in every pair by 1.1-6.9 ms (the machine busier than
+above: the baseline 21.0-26.4 ms); python -m bench sync after: 2.78, 2.79, 2.87 x (push 56.3-60.5 ms
+against 20.1-21.1 ms). <= 2.7 x is still not reliable: what is left in these files is spread thin
+(the handlers' and the batch loop's ~3-4 us an op); the largest shares are elsewhere: the create's
+validation and new_observation (~10 us an op, api/observation_schemas.py,
+api/observation_writes.py), insert_rows' conversions (api/db.py), and before the route the
+middleware and routing (~0.7 ms before the body is read). Tried and dropped: a loop over each
+container's values for the float check (~0.09 ms less; not worth its subtlety), SHA-256 through a
+copied hasher (no change), letting the collector pass over the body as read instead of freeing it
+first (the same, and more work); writing the fingerprint's time with isoformat instead of pydantic's
+serializer (slower: pydantic's timezone answers each utcoffset call from Rust), checking orjson's
+output for floats with a regex (~1.4 ms a push, more than it saved) or with a set of each
+container's types (slower than one loop over the values), validating the batch's creates in one
+TypeAdapter call (~0.1 ms), keying the batch's caches by the ids' ints (~0.2 ms, within the noise),
+a larger SQLite page cache (no change measured). (Foreign keys, on in the app and off in the
+baseline's connection, made no measurable difference to the executemany; nor did the order of the
+baseline's rows, sorted or as the push wrote them. The baseline's copy of the database is in WAL
+mode and synchronous=FULL, as the app's.)"""
 
 import contextlib
 import gc

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from api.changelog import ChangeType, SyncChange, new_record_rows, record_change
+from api.changelog import ChangeType, SyncChange, new_record_rows, record_change, record_new_rows
 from api.db import insert_many, utcnow
 from api.errors import Invalid
 from api.logday import log_day
@@ -31,7 +31,11 @@ from api.observation_schemas import (
     offset_minutes,
     same_time_as_recorded,
 )
-from api.search_docs import SearchTask, new_task_rows, record_index_task
+from api.search_docs import SearchTask, new_task_rows, record_index_task, record_task_rows
+
+_OBSERVATIONS: sa.Table = Observation.__table__  # type: ignore[attr-defined]
+_CHANGES: sa.Table = SyncChange.__table__  # type: ignore[attr-defined]
+_TASKS: sa.Table = SearchTask.__table__  # type: ignore[attr-defined]
 
 
 def _set_tags(session: Session, obs: Observation, tags: list[str]) -> None:
@@ -180,13 +184,14 @@ def new_observation(
     return NewObservation(values=values, tags=list(body.tags or []), links=body.links() or [])
 
 
-def insert_observations(session: Session, items: Sequence[NewObservation]) -> None:
+def insert_observations(
+    session: Session, items: Sequence[NewObservation], now: datetime | None = None
+) -> None:
     """Insert new observations with their tags and links, a statement per table however many there
-    are. Links must have been checked (:func:`usable_links`)."""
-    if not items:
-        return
-    insert_many(session, Observation.__table__, [item.values for item in items])  # type: ignore[attr-defined]
-    _insert_belongings(session, items)
+    are; their change log and index task rows are noted for the commit as built for the whole batch
+    (a call per row cost a 1,000-op push ~0.6 ms more). Links must have been checked
+    (:func:`usable_links`)."""
+    _insert_rows(session, items, now or utcnow(), with_observations=True)
 
 
 def insert_observation_unless_taken(session: Session, item: NewObservation) -> bool:
@@ -203,7 +208,7 @@ def insert_observation_unless_taken(session: Session, item: NewObservation) -> b
     # RETURNING, not rowcount: psycopg's is -1 for an INSERT through SQLAlchemy.
     if session.execute(statement, item.values).first() is None:
         return False
-    _insert_belongings(session, [item])
+    _insert_rows(session, [item], utcnow(), with_observations=False)
     return True
 
 
@@ -240,20 +245,20 @@ def new_observation_rows(items: Sequence[NewObservation], now: datetime) -> list
     ]
 
 
-def _insert_belongings(session: Session, items: Sequence[NewObservation]) -> None:
-    """The rows that come with new observations: tags, links, the change log, index tasks."""
-    # Each id read from its values once: the ``id`` property is a Python call each time.
-    ided = [(item.values["id"], item) for item in items]
-    tags, links = _tag_and_link_rows(ided)
-    insert_many(session, ObservationTag.__table__, tags)  # type: ignore[attr-defined]
-    insert_many(session, ObservationHypothesis.__table__, links)  # type: ignore[attr-defined]
-    for obs_id, item in ided:
-        text_id = str(obs_id)  # both take the id as text: written out once (~0.8 us a UUID)
-        # new: observations are only ever tombstoned, so an id just inserted has no earlier log row.
-        record_change(
-            session, ChangeType.observation, text_id, stint_id=item.values["stint_id"], version=1, new=True
-        )
-        record_index_task(session, "observation", text_id)
+def _insert_rows(
+    session: Session, items: Sequence[NewObservation], now: datetime, *, with_observations: bool
+) -> None:
+    """What :func:`new_observation_rows` builds, through the session: the rows that come with new
+    observations (tags, links) inserted, the change log's and index tasks' noted for the commit."""
+    if not items:
+        return
+    for table, rows in new_observation_rows(items, now):
+        if table is _CHANGES:
+            record_new_rows(session, rows)  # written as the transaction commits
+        elif table is _TASKS:
+            record_task_rows(session, rows)
+        elif with_observations or table is not _OBSERVATIONS:
+            insert_many(session, table, rows)
 
 
 def same_create(

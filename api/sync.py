@@ -10,10 +10,7 @@ a write (a concurrent push of the same record on PostgreSQL), the batch is rolle
 op by op, each in its own savepoint."""
 
 import contextlib
-import sqlite3
-import threading
 import uuid
-import weakref
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -28,12 +25,13 @@ from sqlmodel import Field as SQLField
 from sqlmodel import Session, SQLModel, col, select
 
 import api.models  # noqa: F401  (sets the constraint naming convention before these tables)
-from api import idempotency, security
-from api.auth import TOUCH_EVERY, CredentialsDep, signed_in
+from api import idempotency
+from api.auth import CredentialsDep, signed_in
 from api.changelog import pending_mark, pending_restore, purge_tombstones
 from api.db import SessionDep, UTCDateTime, existing, insert_many, utcnow
 from api.errors import AppError, Invalid, responses
-from api.models import AuthSession, User
+from api.loop_sign_in import signed_in_user
+from api.models import User
 from api.sync_batch import Batch, FieldChange, OpIn, OpType, Outcome, hashes, invalid, no_cycle_collection
 from api.sync_ops import CREATED, apply, refuse
 
@@ -74,96 +72,14 @@ class _PushRoute(APIRoute):
 
 router = APIRouter(prefix="/api/sync", tags=["sync"], route_class=_PushRoute)
 
-# The push's sign-in, read on the event loop on SQLite, as the capture route's is (api/loop_sign_in.py):
-# through the ORM and a threadpool call of its own it cost ~0.6 ms and a thread hop per push, here
-# ~0.15 ms (~12 us when no other connection has committed since its last read; the user built from
-# its columns, ~20 us more). The same query as api.auth.look_up's (the session by its token's
-# digest, joined to its user); only the everyday case is answered here: a live session of an active
-# user, seen within the last few minutes. Anything else (no such session, an ended one, a "last
-# seen" to update, not SQLite, a database error) signs in the usual way, whose answers (401) and
-# writes it keeps.
-_USER_COLUMNS: list[sa.Column[Any]] = list(User.__table__.columns)  # type: ignore[attr-defined]
-_SIGN_IN_COLUMNS: list[Any] = [
-    col(AuthSession.revoked_at),
-    col(AuthSession.expires_at),
-    col(AuthSession.last_used_at),
-    *_USER_COLUMNS,
-]
-_SIGN_IN = (
-    sa.select(*_SIGN_IN_COLUMNS)
-    .select_from(AuthSession)
-    .join(User, col(User.id) == col(AuthSession.user_id))
-    .where(col(AuthSession.token_hash) == sa.bindparam("digest"))
-)
-
-
-class _SignInReader:
-    """The query compiled once for the engine's dialect, and the engine's database opened for reading."""
-
-    def __init__(self, engine: sa.Engine) -> None:
-        dialect = engine.dialect
-        self.sql = str(_SIGN_IN.compile(dialect=dialect))
-        self.results = [
-            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in _SIGN_IN_COLUMNS
-        ]
-        self.path = engine.url.database or ""
-        self.local = threading.local()  # a connection per thread (in a server: the event loop's only)
-
-    def connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self.local, "conn", None)
-        if conn is None:
-            # Autocommit: each SELECT is its own read transaction and sees every commit before it.
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA query_only=1")
-            conn.execute("PRAGMA mmap_size=268435456")
-            conn.execute("PRAGMA busy_timeout=50")  # never hold the event loop long: fall back instead
-            self.local.conn = conn
-        return conn
-
-    def row(self, digest: str) -> list[Any] | None:
-        # fetchall: the statement ends here, so no read transaction stays open (a checkpoint waits for those)
-        rows = self.connection().execute(self.sql, (digest,)).fetchall()
-        if not rows:
-            return None
-        return [
-            value if convert is None else convert(value)
-            for convert, value in zip(self.results, rows[0], strict=True)
-        ]
-
-
-_READERS: weakref.WeakKeyDictionary[sa.Engine, _SignInReader] = weakref.WeakKeyDictionary()
-
-
-def _signed_in_on_loop(engine: sa.Engine, token: str) -> dict[str, Any] | None:
-    """The user's columns, when the everyday case holds (see above); else None."""
-    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
-        return None
-    reader = _READERS.get(engine)
-    if reader is None:
-        reader = _READERS.setdefault(engine, _SignInReader(engine))
-    try:
-        found = reader.row(security.token_digest(token))
-    except sqlite3.Error:
-        return None
-    if found is None:
-        return None
-    revoked_at, expires_at, last_used_at, *values = found
-    user = {c.key: value for c, value in zip(_USER_COLUMNS, values, strict=True)}
-    now = utcnow()
-    if (
-        revoked_at is not None
-        or expires_at <= now
-        or not user["is_active"]
-        or now - last_used_at > TOUCH_EVERY
-    ):
-        return None
-    return user
-
 
 async def _pusher(request: Request, session: SessionDep, token: CredentialsDep) -> User:
     """The signed-in user (as api.auth.current_user answers), in the request's session: read on the
     event loop when it can be, else the usual way (every refusal comes from there)."""
-    values = _signed_in_on_loop(request.app.state.engine, token)
+    # On SQLite read on the event loop (api/loop_sign_in.py): through the ORM and a threadpool call of
+    # its own the sign-in cost ~0.6 ms and a thread hop per push, there ~0.15 ms right after another
+    # connection's commit (~12 us otherwise), and ~20 us more to build the user.
+    values = signed_in_user(request.app.state.engine, token)
     if values is None:
         return (await signed_in(request, session, token)).user
     user = User(**values)

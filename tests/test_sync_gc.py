@@ -24,7 +24,7 @@ def seen_paused(monkeypatch):
 
         monkeypatch.setattr(api.sync, name, watched)
 
-    watch("_signed_in_on_loop")
+    watch("signed_in_user")
     watch("run_batch")
     return seen
 
@@ -42,7 +42,7 @@ def test_the_collector_is_paused_for_a_push_and_resumed_after_any_answer(client,
     }
     r = client.post("/api/sync/push", json={"ops": [op]}, headers=headers)
     assert r.status_code == 200, r.text
-    assert seen_paused == [("_signed_in_on_loop", True), ("run_batch", True)]
+    assert seen_paused == [("signed_in_user", True), ("run_batch", True)]
     assert gc.isenabled()
     replay = client.post("/api/sync/push", json={"ops": [op]}, headers=headers)
     assert replay.headers.get("Idempotent-Replayed") == "true"

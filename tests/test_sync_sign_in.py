@@ -1,5 +1,6 @@
-"""The push's sign-in on the event loop (api/sync.py, ``_pusher``): it answers only the everyday case,
-with the user as the usual sign-in loads it, and everything else goes the usual way (api.auth)."""
+"""The push's sign-in on the event loop (api/sync.py's ``_pusher``, api/loop_sign_in.py's
+``signed_in_user``): it answers only the everyday case, with the user as the usual sign-in loads it,
+and everything else goes the usual way (api.auth)."""
 
 import asyncio
 import uuid
@@ -13,8 +14,9 @@ from sqlmodel import Session
 import api.auth
 from api.auth import TOUCH_EVERY
 from api.db import utcnow
+from api.loop_sign_in import signed_in_user
 from api.models import AuthSession, User
-from api.sync import _pusher, _signed_in_on_loop
+from api.sync import _pusher
 
 
 @pytest.fixture
@@ -64,7 +66,7 @@ def changed(db: Session, table, who, **values) -> None:  # type: ignore[no-untyp
 
 def test_the_loop_reads_the_user_as_the_usual_sign_in_loads_it(app, stint_team, db, sqlite_only):
     researcher = stint_team["researcher"]
-    found = _signed_in_on_loop(app.state.engine, researcher.token)
+    found = signed_in_user(app.state.engine, researcher.token)
     assert found is not None
     loaded = db.get(User, researcher.user.id)
     assert loaded is not None
@@ -76,23 +78,23 @@ def test_everything_else_is_left_to_the_usual_sign_in(app, stint_team, db, sqlit
     t = stint_team
     engine = app.state.engine
     researcher, manager, viewer = t["researcher"], t["manager"], t["viewer"]
-    assert _signed_in_on_loop(engine, "not-a-token") is None
+    assert signed_in_user(engine, "not-a-token") is None
     changed(db, AuthSession, researcher, last_used_at=utcnow() - TOUCH_EVERY - timedelta(seconds=1))
-    assert _signed_in_on_loop(engine, researcher.token) is None  # "last seen" is due: the usual way writes it
+    assert signed_in_user(engine, researcher.token) is None  # "last seen" is due: the usual way writes it
     changed(db, AuthSession, researcher, last_used_at=utcnow())
-    assert _signed_in_on_loop(engine, researcher.token) is not None
+    assert signed_in_user(engine, researcher.token) is not None
     changed(db, AuthSession, researcher, revoked_at=utcnow())
-    assert _signed_in_on_loop(engine, researcher.token) is None
+    assert signed_in_user(engine, researcher.token) is None
     changed(db, AuthSession, manager, expires_at=utcnow() - timedelta(seconds=1))
-    assert _signed_in_on_loop(engine, manager.token) is None
+    assert signed_in_user(engine, manager.token) is None
     changed(db, User, viewer, is_active=False)
-    assert _signed_in_on_loop(engine, viewer.token) is None
+    assert signed_in_user(engine, viewer.token) is None
 
 
 def test_postgresql_always_signs_in_the_usual_way(app, stint_team):
     if app.state.engine.dialect.name == "sqlite":
         pytest.skip("PostgreSQL's behaviour")
-    assert _signed_in_on_loop(app.state.engine, stint_team["researcher"].token) is None
+    assert signed_in_user(app.state.engine, stint_team["researcher"].token) is None
 
 
 def test_a_push_signs_in_on_the_loop_and_falls_back_to_note_the_device_seen(

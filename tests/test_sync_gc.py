@@ -1,9 +1,13 @@
 """The push pauses the cyclic garbage collector for the whole request (api/sync.py, _PushRoute) and
 always resumes it, whatever the answer."""
 
+import asyncio
 import gc
+import json
 import uuid
+from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 
 import api.sync
@@ -57,3 +61,40 @@ def test_the_collector_is_paused_for_a_push_and_resumed_after_any_answer(client,
         assert r.status_code == status, r.text
         assert gc.isenabled()
     assert all(paused for _name, paused in seen_paused)
+
+
+def test_the_collector_runs_while_a_push_body_is_still_arriving(app, stint_team):
+    """Paused only once the body is in: a client sending slowly must not hold the collector off for
+    every other request of the worker."""
+    op = {
+        "op_id": uuid.uuid4().hex,
+        "type": "observation",
+        "id": str(uuid.uuid4()),
+        "op": "upsert",
+        "base_version": None,
+        "data": {"stint_id": stint_team["stint"]["id"], "text": "司机在门卫处排队领单"},
+    }
+    body = json.dumps({"ops": [op]}).encode()
+    enabled_meanwhile: list[bool] = []
+
+    async def slowly() -> AsyncIterator[bytes]:
+        yield body[:10]
+        await asyncio.sleep(0.01)
+        enabled_meanwhile.append(gc.isenabled())  # the app has the first part and waits for more
+        yield body[10:]
+
+    async def push() -> httpx.Response:
+        headers = {
+            **stint_team["researcher"].headers,
+            "Idempotency-Key": uuid.uuid4().hex,
+            "Content-Type": "application/json",
+        }
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.post("/api/sync/push", content=slowly(), headers=headers)
+
+    r = asyncio.run(push())
+    assert r.status_code == 200, r.text
+    assert r.json()["results"][0]["status"] == "applied"
+    assert enabled_meanwhile == [True]
+    assert gc.isenabled()

@@ -38,8 +38,8 @@ Later the same day (3e3c76d, 44e379a, e18fdca): the sign-in is read on the event
 capture route's way: ~0.15 ms after another connection's commit, instead of ~0.6 ms of ORM in a
 threadpool call of its own); a batch's creates note their change log and index task rows as
 new_observation_rows builds them (~1.0 -> ~0.4 ms for a thousand; the log's rows are no longer
-rebuilt at COMMIT either); the collector is paused for the whole request, not for its parts (each
-resume passed over the push's live objects: ~0.2 ms, and ~1 ms every other push). Interleaved A/B,
+rebuilt at COMMIT either); the collector is paused from the body's arrival to the answer, not for
+its parts (each resume passed over the push's live objects: ~0.2 ms, and ~1 ms every other push). Interleaved A/B,
 the bench's own figure (best of three, SQLite only), eight pairs: push 60.1-65.5 ms before (median
 62.3), 57.5-60.5 after (median 59.6), lower in every pair by 1.1-6.9 ms (the machine busier than
 above: the baseline 21.0-26.4 ms); python -m bench sync after: 2.78, 2.79, 2.87 x (push 56.3-60.5 ms
@@ -55,7 +55,8 @@ serializer (slower: pydantic's timezone answers each utcoffset call from Rust), 
 output for floats with a regex (~1.4 ms a push, more than it saved) or with a set of each
 container's types (slower than one loop over the values), validating the batch's creates in one
 TypeAdapter call (~0.1 ms), keying the batch's caches by the ids' ints (~0.2 ms, within the noise),
-a larger SQLite page cache (no change measured). (Foreign keys, on in the app and off in the
+a larger SQLite page cache (no change measured). After the review (one loop reader for both
+sign-ins, the collector running while a body arrives): 2.70, 2.72, 2.59, 2.81 x. (Foreign keys, on in the app and off in the
 baseline's connection, made no measurable difference to the executemany; nor did the order of the
 baseline's rows, sorted or as the push wrote them. The baseline's copy of the database is in WAL
 mode and synchronous=FULL, as the app's.)"""

@@ -28,6 +28,18 @@ PASSWORD = "correct horse battery"
 _PASSWORD_HASH = security.hash_password(PASSWORD)  # hashed once: argon2 is slow on purpose
 
 
+def create_op(stint_id: str, text: str, **data: Any) -> dict[str, Any]:
+    """A sync push's op creating a new observation in ``stint_id``."""
+    return {
+        "op_id": uuid.uuid4().hex,
+        "type": "observation",
+        "id": str(uuid.uuid4()),
+        "op": "upsert",
+        "base_version": None,
+        "data": {"stint_id": stint_id, "text": text, **data},
+    }
+
+
 def pytest_report_header() -> str:
     return f"database: {'PostgreSQL ' + PG_URL if PG_URL else 'SQLite (set FIELDBOOK_TEST_DATABASE_URL for PostgreSQL)'}"
 

@@ -1,5 +1,5 @@
-"""The push pauses the cyclic garbage collector for the whole request (api/sync.py, _PushRoute) and
-always resumes it, whatever the answer."""
+"""The push pauses the cyclic garbage collector from its body's arrival to its answer (api/sync.py,
+_PushRoute) and always resumes it, whatever the answer."""
 
 import asyncio
 import gc
@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 import api.sync
+from tests.conftest import create_op
 
 
 @pytest.fixture
@@ -36,14 +37,7 @@ def seen_paused(monkeypatch):
 def test_the_collector_is_paused_for_a_push_and_resumed_after_any_answer(client, stint_team, seen_paused):
     assert gc.isenabled()
     headers = {**stint_team["researcher"].headers, "Idempotency-Key": uuid.uuid4().hex}
-    op = {
-        "op_id": uuid.uuid4().hex,
-        "type": "observation",
-        "id": str(uuid.uuid4()),
-        "op": "upsert",
-        "base_version": None,
-        "data": {"stint_id": stint_team["stint"]["id"], "text": "老板只看周报 PDF"},
-    }
+    op = create_op(stint_team["stint"]["id"], "老板只看周报 PDF")
     r = client.post("/api/sync/push", json={"ops": [op]}, headers=headers)
     assert r.status_code == 200, r.text
     assert seen_paused == [("signed_in_user", True), ("run_batch", True)]
@@ -66,14 +60,7 @@ def test_the_collector_is_paused_for_a_push_and_resumed_after_any_answer(client,
 def test_the_collector_runs_while_a_push_body_is_still_arriving(app, stint_team):
     """Paused only once the body is in: a client sending slowly must not hold the collector off for
     every other request of the worker."""
-    op = {
-        "op_id": uuid.uuid4().hex,
-        "type": "observation",
-        "id": str(uuid.uuid4()),
-        "op": "upsert",
-        "base_version": None,
-        "data": {"stint_id": stint_team["stint"]["id"], "text": "司机在门卫处排队领单"},
-    }
+    op = create_op(stint_team["stint"]["id"], "司机在门卫处排队领单")
     body = json.dumps({"ops": [op]}).encode()
     enabled_meanwhile: list[bool] = []
 

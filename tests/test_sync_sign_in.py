@@ -17,6 +17,7 @@ from api.db import utcnow
 from api.loop_sign_in import signed_in_user
 from api.models import AuthSession, User
 from api.sync import _pusher
+from tests.conftest import create_op
 
 
 @pytest.fixture
@@ -39,21 +40,10 @@ def usual_sign_ins(monkeypatch):
     return calls
 
 
-def op(stint_id: str) -> dict:
-    return {
-        "op_id": uuid.uuid4().hex,
-        "type": "observation",
-        "id": str(uuid.uuid4()),
-        "op": "upsert",
-        "base_version": None,
-        "data": {"stint_id": stint_id, "text": "司机在门卫处排队领单", "tags": ["等待"]},
-    }
-
-
 def push(client, headers, stint_id):  # type: ignore[no-untyped-def]
     return client.post(
         "/api/sync/push",
-        json={"ops": [op(stint_id)]},
+        json={"ops": [create_op(stint_id, "司机在门卫处排队领单", tags=["等待"])]},
         headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
     )
 

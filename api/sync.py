@@ -10,95 +10,30 @@ a write (a concurrent push of the same record on PostgreSQL), the batch is rolle
 op by op, each in its own savepoint."""
 
 import contextlib
-import gc
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
-from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Field as SQLField
 from sqlmodel import Session, SQLModel, col, select
 
 import api.models  # noqa: F401  (sets the constraint naming convention before these tables)
 from api import idempotency
-from api.auth import CredentialsDep, signed_in
 from api.changelog import pending_mark, pending_restore, purge_tombstones
 from api.db import SessionDep, UTCDateTime, existing, insert_many, utcnow
 from api.errors import AppError, Invalid, responses
-from api.loop_sign_in import signed_in_user
 from api.models import User
 from api.sync_batch import Batch, FieldChange, OpIn, OpType, Outcome, hashes, invalid, no_cycle_collection
 from api.sync_ops import CREATED, apply, refuse
+from api.sync_request import Pusher, PushRoute
 
+router = APIRouter(prefix="/api/sync", tags=["sync"], route_class=PushRoute)
 
-class _PushRequest(Request):
-    """A push's body read by ``idempotency.read_json``, which leaves in ``state.plain_json``
-    whether the ops are known to hash the same through orjson (then not checked a second time)."""
-
-    paused_collector = False
-
-    async def json(self) -> Any:
-        if not hasattr(self, "_json"):
-            body = await self.body()
-            # The collector paused from here to the answer (see _PushRoute), not while the body
-            # arrives: a client sending slowly would hold it off for every request of the worker.
-            if gc.isenabled():
-                gc.disable()
-                self.paused_collector = True
-            self._json, self.state.plain_json = idempotency.read_json(body)  # ~15,000 new objects
-        return self._json
-
-
-class _PushRoute(APIRoute):
-    """FastAPI's route, with the body read as above (its own pattern for a custom Request)."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def read_fast(request: Request) -> Response:
-            push_request = _PushRequest(request.scope, request.receive)
-            # The collector paused for the rest of the push once its body is in, not for its
-            # parts: resumed between them (after the body was parsed, after the route's work), it
-            # passed over the objects the push still kept each time (~0.2 ms, and every other push
-            # ~1 ms for the middle generation). Resumed once the body as read is let go: by then
-            # what the push made is freed (reference counting), and the collector has nothing to
-            # look at. Left alone if another push paused it (the first to finish resumes it).
-            try:
-                return await handler(push_request)
-            finally:
-                push_request.__dict__.pop("_json", None)
-                if push_request.paused_collector:
-                    gc.enable()
-
-        return read_fast
-
-
-router = APIRouter(prefix="/api/sync", tags=["sync"], route_class=_PushRoute)
-
-
-async def _pusher(request: Request, session: SessionDep, token: CredentialsDep) -> User:
-    """The signed-in user (as api.auth.current_user answers), in the request's session: read on the
-    event loop when it can be, else the usual way (every refusal comes from there)."""
-    # On SQLite read on the event loop (api/loop_sign_in.py): through the ORM and a threadpool call of
-    # its own the sign-in cost ~0.6 ms and a thread hop per push, there ~0.15 ms right after another
-    # connection's commit (~12 us otherwise), and ~20 us more to build the user.
-    values = signed_in_user(request.app.state.engine, token)
-    if values is None:
-        return (await signed_in(request, session, token)).user
-    user = User(**values)
-    # As if loaded by the session (what the usual way leaves): persistent, its columns as read.
-    make_transient_to_detached(user)
-    session.add(user)
-    return user
-
-
-Pusher = Annotated[User, Depends(_pusher)]
 
 MAX_OPS = 1000
 _ENDPOINT = "POST /api/sync/push"

@@ -1,16 +1,18 @@
-"""The push pauses the cyclic garbage collector from its body's arrival to its answer (api/sync.py,
-_PushRoute) and always resumes it, whatever the answer."""
+"""The push pauses the cyclic garbage collector from its body's arrival to its answer
+(api/sync_request.py, PushRoute) and always resumes it, whatever the answer."""
 
 import asyncio
 import gc
 import json
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
 
 import api.sync
+import api.sync_request
 from tests.conftest import create_op
 
 
@@ -20,17 +22,17 @@ def seen_paused(monkeypatch):
     the route's work) and while the route ran."""
     seen: list[tuple[str, bool]] = []
 
-    def watch(name: str) -> None:
-        original = getattr(api.sync, name)
+    def watch(module: Any, name: str) -> None:
+        original = getattr(module, name)
 
         def watched(*args, **kwargs):  # type: ignore[no-untyped-def]
             seen.append((name, not gc.isenabled()))
             return original(*args, **kwargs)
 
-        monkeypatch.setattr(api.sync, name, watched)
+        monkeypatch.setattr(module, name, watched)
 
-    watch("signed_in_user")
-    watch("run_batch")
+    watch(api.sync_request, "signed_in_user")
+    watch(api.sync, "run_batch")
     return seen
 
 

@@ -1,4 +1,4 @@
-"""The push's sign-in on the event loop (api/sync.py's ``_pusher``, api/loop_sign_in.py's
+"""The push's sign-in on the event loop (api/sync_request.py's ``_pusher``, api/loop_sign_in.py's
 ``signed_in_user``): it answers only the everyday case, with the user as the usual sign-in loads it,
 and everything else goes the usual way (api.auth)."""
 
@@ -16,7 +16,7 @@ from api.auth import TOUCH_EVERY
 from api.db import utcnow
 from api.loop_sign_in import signed_in_user
 from api.models import AuthSession, User
-from api.sync import _pusher
+from api.sync_request import _pusher
 from tests.conftest import create_op
 
 

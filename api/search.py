@@ -258,7 +258,7 @@ def search(
 def install(app: FastAPI) -> None:
     """Mount the search API and, unless ``fieldbook serve`` indexes for its workers, run this
     process's indexer thread for the app's lifetime."""
-    store = IndexStore(app.state.settings.data_dir / "search")
+    store = store_for(app.state.settings.data_dir)
     app.state.search_store = store
     app.include_router(router)
     if not app.state.settings.indexer_thread:

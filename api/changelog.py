@@ -118,16 +118,10 @@ def record_change(
     )
 
 
-def record_new_changes(session: Session, type: ChangeType, records: Sequence[tuple[str, uuid.UUID]]) -> None:
-    """``record_change(session, type, entity_id, stint_id=stint_id, version=1, new=True)`` for each
-    (entity id as text, stint id) of ``records``, in their order: records just inserted (a batch of
-    creates notes them in one call, not a call each)."""
-    record_new_rows(session, new_record_rows(type, records, utcnow()))
-
-
 def record_new_rows(session: Session, rows: Iterable[dict[str, Any]]) -> None:
     """Note the log rows that :func:`new_record_rows` built (taken as they are: their ``changed_at``
-    is set at COMMIT), as :func:`record_new_changes` does, for a writer that built them already."""
+    is set at COMMIT): ``record_change(..., version=1, new=True)`` for each, in their order, for a
+    writer that inserted a batch of new records (a call each cost a 1,000-op push ~0.6 ms more)."""
     info = session.info
     pending: _Pending | None = info.get(_PENDING)
     if pending is None:

@@ -28,7 +28,7 @@ from api.changelog import pending_mark, pending_restore, purge_tombstones
 from api.db import SessionDep, UTCDateTime, existing, insert_many, utcnow
 from api.errors import AppError, Invalid, responses
 from api.models import User
-from api.sync_batch import Batch, FieldChange, OpIn, OpType, Outcome, hashes, invalid, no_cycle_collection
+from api.sync_batch import Batch, FieldChange, OpIn, OpType, Outcome, hashes, invalid
 from api.sync_ops import CREATED, apply, refuse
 from api.sync_request import Pusher, PushRoute
 
@@ -337,20 +337,19 @@ def push(
     yours, and the fields that differ: resolve by pushing against the server's version) or rejected
     (with the REST API's error). Retry with the same Idempotency-Key until you get an answer."""
     key = idempotency.check_key(idempotency_key)
-    with no_cycle_collection():
-        # body.ops holds plain JSON values as parsed: hashed as they are, no model_dump of a thousand ops.
-        op_hashes, request_hash = hashes(body.ops, plain=getattr(request.state, "plain_json", False))
-        stored = idempotency.claim(session, user.id, key, _ENDPOINT, request_hash)
-        if stored is not None:
-            return JSONResponse(
-                stored.body, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"}
-            )
-        with idempotency.released_on_failure(session, user.id, key):
-            results = run_batch(session, user, body.ops, op_hashes)
-            # Applied and duplicate ops answer with ids, numbers, flags and nulls only.
-            plain = all(r["status"] in _PLAIN_ANSWERS for r in results)
-            encoded = idempotency.complete(session, user.id, key, 200, {"results": results}, plain=plain)
-            session.commit()
+    # body.ops holds plain JSON values as parsed: hashed as they are, no model_dump of a thousand ops.
+    op_hashes, request_hash = hashes(body.ops, plain=getattr(request.state, "plain_json", False))
+    stored = idempotency.claim(session, user.id, key, _ENDPOINT, request_hash)
+    if stored is not None:
+        return JSONResponse(
+            stored.body, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"}
+        )
+    with idempotency.released_on_failure(session, user.id, key):
+        results = run_batch(session, user, body.ops, op_hashes)
+        # Applied and duplicate ops answer with ids, numbers, flags and nulls only.
+        plain = all(r["status"] in _PLAIN_ANSWERS for r in results)
+        encoded = idempotency.complete(session, user.id, key, 200, {"results": results}, plain=plain)
+        session.commit()
     _housekeeping(session)
     return Response(encoded, media_type="application/json")  # encoded once, for the store and the wire
 

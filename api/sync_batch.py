@@ -2,11 +2,8 @@
 caller may write to, live hypotheses, observations read once, creates collected to be inserted
 together). The handlers for each kind of record are in ``api.sync_ops``."""
 
-import contextlib
-import gc
 import hashlib
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -217,23 +214,6 @@ def hashes(raw_ops: list[Any], *, plain: bool = False) -> tuple[list[str | None]
     # The same bytes as above, without encoding the ops' text a second time.
     request_hash = sha256(b'{"ops":[' + b",".join(encoded) + b"]}").hexdigest()
     return [sha256(data).hexdigest() for data in encoded], request_hash
-
-
-@contextlib.contextmanager
-def no_cycle_collection() -> Iterator[None]:
-    """The cyclic garbage collector paused while a push runs. A thousand ops keep ~20,000 objects
-    alive until the answer is sent, and each pass over them found nothing (what a push discards,
-    reference counting frees): ~25 young passes and 2-3 middle ones, ~3 ms a push, and now and then
-    a full pass of ~8 ms. Left alone if already paused (another push in another thread: the first
-    to finish resumes it, which is only early)."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def uuid_of(value: str, what: str) -> uuid.UUID:

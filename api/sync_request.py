@@ -43,8 +43,11 @@ class PushRoute(APIRoute):
 
         async def read_fast(request: Request) -> Response:
             push_request = _PushRequest(request.scope, request.receive)
-            # The collector paused for the rest of the push once its body is in, not for its
-            # parts: resumed between them (after the body was parsed, after the route's work), it
+            # The collector paused for the rest of the push once its body is in: a thousand ops keep
+            # ~20,000 objects alive until the answer is sent, and each pass over them found nothing
+            # (what a push discards, reference counting frees): ~25 young passes and 2-3 middle
+            # ones, ~3 ms a push, now and then a full pass of ~8 ms. Not for its parts: resumed
+            # between them (after the body was parsed, after the route's work), it
             # passed over the objects the push still kept each time (~0.2 ms, and every other push
             # ~1 ms for the middle generation). Resumed once the body as read is let go: by then
             # what the push made is freed (reference counting), and the collector has nothing to

@@ -1,4 +1,4 @@
-"""The change log's and index tasks' bookkeeping for a batch (api/changelog.py record_new_changes,
+"""The change log's and index tasks' bookkeeping for a batch (api/changelog.py record_new_rows,
 api/search_docs.py record_index_tasks): the same as a call per record, in the same order."""
 
 import uuid
@@ -12,7 +12,6 @@ from api.changelog import (
     SyncChange,
     new_record_rows,
     record_change,
-    record_new_changes,
     record_new_rows,
 )
 from api.db import utcnow
@@ -37,7 +36,9 @@ def test_new_changes_in_one_call_are_noted_as_a_call_each(app):
         for text in ids:
             record_change(one_each, ChangeType.observation, text, stint_id=stint, version=1, new=True)
         before(batched)
-        record_new_changes(batched, ChangeType.observation, [(text, stint) for text in ids])
+        record_new_rows(
+            batched, new_record_rows(ChangeType.observation, [(text, stint) for text in ids], utcnow())
+        )
         before(built)
         record_new_rows(
             built, new_record_rows(ChangeType.observation, [(text, stint) for text in ids], utcnow())
@@ -56,7 +57,7 @@ def test_new_changes_in_one_call_are_noted_as_a_call_each(app):
         assert expected[("observation", ids[1])][1]["stint_id"] == stint
 
     with Session(app.state.engine) as fresh:
-        record_new_changes(fresh, ChangeType.observation, [(ids[0], stint)])
+        record_new_rows(fresh, new_record_rows(ChangeType.observation, [(ids[0], stint)], utcnow()))
         new, row = fresh.info[CHANGES][("observation", ids[0])]
         assert new and {**row, "changed_at": None} == {
             "type": "observation",

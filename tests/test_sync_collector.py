@@ -1,4 +1,4 @@
-"""A push runs with the cyclic garbage collector paused (see ``api.sync_batch.no_cycle_collection``),
+"""A push runs with the cyclic garbage collector paused (see ``api.sync_request.PushRoute``),
 and leaves it as it found it, also when the push fails."""
 
 import gc
